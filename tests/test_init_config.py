@@ -1,0 +1,124 @@
+"""Tests for ``tripwire init``'s config inference."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+import pytest
+
+from tripwire.config import parse_config
+from tripwire.init_config import infer_config
+
+
+def all_roles_table(rows: int = 30) -> pa.Table:
+    return pa.table(
+        {
+            "created": pa.array(
+                [datetime(2024, 1, 1, 0, i) for i in range(rows)], pa.timestamp("us")
+            ),
+            "request_id": [f"r{i}" for i in range(rows)],
+            "amount": [float(i) * 1.5 for i in range(rows)],
+            "n_items": [i % 4 for i in range(rows)],
+            "account_age_days": list(range(rows)),
+            "country": pa.array(["FR", "DE", "US"] * (rows // 3)).dictionary_encode(),
+            "channel": ["web", "app"] * (rows // 2),
+            "is_new": [i % 2 == 0 for i in range(rows)],
+            "proba": [i / rows for i in range(rows)],
+            "is_fraud_label": [i % 2 for i in range(rows)],
+            "label": [i % 2 for i in range(rows)],
+            "latency_ms": [10.0 + i for i in range(rows)],
+            "cost_usd": [0.001] * rows,
+            "status": ["ok"] * (rows - 1) + ["error"],
+            "embedding": [[0.1, 0.2]] * rows,
+        }
+    )
+
+
+def test_infers_every_role() -> None:
+    text = infer_config(all_roles_table(), name="fraud", reference_path="ref.parquet")
+    config = parse_config(text)
+    cols = config.columns
+    assert cols.timestamp == "created"  # by arrow type, not name
+    assert cols.id == "request_id"
+    assert cols.prediction == "proba"
+    assert cols.label == "label"
+    assert (cols.latency_ms, cols.cost, cols.status) == ("latency_ms", "cost_usd", "status")
+    assert cols.features == {
+        "amount": "numeric",
+        "n_items": "categorical",  # few integer levels
+        "account_age_days": "numeric",  # 30 integer levels
+        "country": "categorical",
+        "channel": "categorical",
+        "is_new": "categorical",
+        "is_fraud_label": "categorical",
+    }
+    assert config.task == "binary"
+    assert config.name == "fraud"
+    assert config.reference == "ref.parquet"
+    assert "embedding" in text.split("name: fraud")[0]  # reported as left out
+
+
+def test_header_explains_what_to_check() -> None:
+    text = infer_config(all_roles_table(), name="fraud", reference_path="ref.parquet")
+    assert text.startswith("# tripwire.yaml for fraud")
+    assert "read it before trusting" in text
+    assert "prediction 'proba' (name)" in text
+
+
+def test_round_trip_through_parse_config() -> None:
+    text = infer_config(all_roles_table(), name="fraud", reference_path="data/ref.parquet")
+    config = parse_config(text)
+    assert parse_config(config.to_yaml()) == config
+
+
+def test_commented_alert_example_loads_when_uncommented() -> None:
+    text = infer_config(all_roles_table(), name="fraud", reference_path="ref.parquet")
+    block = text[text.index("# alerts:") :]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    config = parse_config(text + uncommented + "\n")
+    (rule,) = config.alerts
+    assert rule.name == "psi_top_feature_drift"
+    assert rule.resolve_runbook() is not None
+
+
+def test_regression_and_name_based_roles() -> None:
+    table = pa.table(
+        {
+            "ts": [1, 2, 3, 4],
+            "id": [1, 2, 3, 4],
+            "sqft": [50.0, 80.0, 120.0, 65.0],
+            "y_pred": [210.0, 300.5, 450.0, 250.0],
+            "target": [200.0, 310.0, 430.0, 260.0],
+        }
+    )
+    config = parse_config(infer_config(table, "prices", "ref.csv"))
+    assert (config.columns.timestamp, config.columns.id) == ("ts", "id")
+    assert (config.columns.prediction, config.columns.label) == ("y_pred", "target")
+    assert config.columns.features == {"sqft": "numeric"}
+    assert config.task == "regression"
+
+
+def test_unique_string_column_becomes_id() -> None:
+    table = pa.table({"tx": ["a", "b", "c"], "x": [1.0, 2.0, 3.0], "score": [0.2, 0.4, 0.9]})
+    config = parse_config(infer_config(table, "m", "ref.parquet"))
+    assert config.columns.id == "tx"
+    assert config.task == "binary"  # no label, score within [0, 1]
+
+
+def test_binary_from_unit_scores_and_all_zero_labels() -> None:
+    table = pa.table({"x": [1.0, 2.0], "score": [0.1, 0.3], "y": [0, 0]})
+    assert parse_config(infer_config(table, "m", "r.parquet")).task == "binary"
+
+
+def test_error_when_no_prediction_column() -> None:
+    table = pa.table({"amount": [1.0], "label": [0]})
+    with pytest.raises(ValueError, match="amount, label") as info:
+        infer_config(table, "m", "ref.parquet")
+    assert "score" in str(info.value) and "prediction" in str(info.value)
+
+
+def test_error_when_no_feature_column() -> None:
+    table = pa.table({"score": [0.5], "label": [1]})
+    with pytest.raises(ValueError, match="no feature columns"):
+        infer_config(table, "m", "ref.parquet")
