@@ -1,0 +1,44 @@
+"""The metric row: the one record every layer produces and everything downstream reads."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+Layer = Literal["inputs", "predictions", "performance", "cost"]
+Status = Literal["ok", "watch", "alert", "info", "no_data", "error"]
+LAYERS: tuple[Layer, ...] = ("inputs", "predictions", "performance", "cost")
+# Worst first: a feature or layer shows the worst status among its rows.
+SEVERITY: dict[str, int] = {"alert": 0, "error": 1, "watch": 2, "no_data": 3, "ok": 4, "info": 5}
+
+
+class MetricRow(BaseModel):
+    """One metric of one feature (or output) of one segment in one window.
+
+    ``status`` is a verdict (ok, watch, alert) when the metric has a threshold; ``info`` when it
+    is reported without one; ``no_data`` or ``error`` with a ``reason`` when no value could be
+    computed. ``threshold`` is the value at which the metric turns ``alert``. ``bound`` is the
+    certified absolute error of a value computed from profiles (KS, Wasserstein, AUC).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    layer: Layer
+    metric: str
+    feature: str | None = None
+    segment: str = "all"
+    value: float | None
+    status: Status
+    threshold: float | None = None
+    reason: str | None = None
+    n: int = 0
+    importance: float | None = None
+    bound: float | None = None
+
+    @field_validator("value", "threshold", "bound", mode="before")
+    @classmethod
+    def _nan_is_none(cls, v: float | None) -> float | None:
+        # JSON has no NaN; a missing value is None, and the reason says why.
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)

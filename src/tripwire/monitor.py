@@ -1,0 +1,200 @@
+"""``Monitor``: fit a reference once, then check windows of production data against it.
+
+The contract follows scikit-learn's estimators: settings in the constructor, ``fit`` learns
+from the reference and stores what it learned in attributes ending in ``_``, and ``check``
+computes on new data without changing that state.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from tripwire.config import ModelConfig, load_config, parse_config
+from tripwire.errors import TripwireError
+from tripwire.layers.cost import cost_rows
+from tripwire.layers.inputs import input_rows
+from tripwire.layers.performance import performance_rows
+from tripwire.layers.predictions import prediction_rows
+from tripwire.layers.rows import MetricRow
+from tripwire.profile import serialize
+from tripwire.profile.categorical import CategoricalBins, CategoricalWindow
+from tripwire.profile.numeric import NumericWindow
+from tripwire.profile.window import (
+    ALL,
+    Bins,
+    SegmentWindow,
+    Settings,
+    fit_bins,
+    profile_table,
+)
+from tripwire.report.model import Histogram, Report
+from tripwire.tabular import to_table
+
+Windows = dict[str, SegmentWindow]
+
+
+@serialize.register
+@dataclass(frozen=True)
+class FittedState:
+    """What a saved monitor holds: its config, settings, bins and the reference's profile."""
+
+    config_yaml: str
+    settings: Settings
+    bins: Bins
+    reference: dict[str, SegmentWindow]
+    importance: dict[str, float]
+
+
+class Monitor:
+    """Watch one model: four layers of metrics for any window, against a fitted reference.
+
+    Parameters
+    ----------
+    config
+        The model's :class:`~tripwire.config.ModelConfig` (see ``tripwire.yaml``).
+    settings
+        Binning settings; the defaults follow DESIGN.md.
+    min_rows
+        Rows a segment needs in a window, and labelled rows performance needs, for a verdict.
+
+    Examples
+    --------
+    >>> import numpy as np, pyarrow as pa
+    >>> from tripwire.config import parse_config
+    >>> config = parse_config('''
+    ... name: toy
+    ... task: binary
+    ... columns: {features: {x: numeric}, prediction: score}
+    ... ''')
+    >>> rng = np.random.default_rng(0)
+    >>> reference = pa.table({"x": rng.normal(size=5000), "score": rng.random(5000)})
+    >>> shifted = pa.table({"x": rng.normal(1.0, size=5000), "score": rng.random(5000)})
+    >>> report = Monitor(config).fit(reference).check(shifted)
+    >>> report.status("inputs"), report.value("psi", feature="x") > 0.25
+    ('alert', True)
+    """
+
+    def __init__(
+        self, config: ModelConfig, *, settings: Settings | None = None, min_rows: int = 100
+    ) -> None:
+        self.config = config
+        self.settings = settings or Settings()
+        self.min_rows = min_rows
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **kwargs: Any) -> Monitor:
+        return cls(load_config(path), **kwargs)
+
+    def fit(self, reference: Any) -> Self:
+        """Learn bins and profile the reference (a table, DataFrame, or None for the config's
+        ``reference`` file)."""
+        from tripwire.tabular import read_table
+
+        if reference is None:
+            if self.config.reference is None:
+                raise TripwireError("no reference given and the config names none")
+            reference = read_table(self.config.resolve_path(self.config.reference))
+        table = to_table(reference)
+        self.bins_ = fit_bins(self.config, table, self.settings)
+        self.reference_ = profile_table(self.config, self.bins_, table, self.settings)
+        self.importance_ = self.config.resolve_importance()
+        return self
+
+    def _fitted(self) -> tuple[Bins, Windows]:
+        if not hasattr(self, "bins_"):
+            raise TripwireError("this monitor is not fitted: call fit(reference) or load(path)")
+        return self.bins_, self.reference_
+
+    def profile(self, data: Any) -> Windows:
+        """Profile a window: one mergeable profile per segment, on the reference's bins."""
+        bins, _ = self._fitted()
+        return profile_table(self.config, bins, to_table(data), self.settings)
+
+    def check(self, current: Any, window: str | None = None) -> Report:
+        """Compute the four layers for ``current`` against the reference."""
+        return self.evaluate(self.profile(current), window)
+
+    def evaluate(self, windows: Windows, window: str | None = None) -> Report:
+        """The four layers from profiles alone (e.g. days merged into a week)."""
+        bins, reference = self._fitted()
+        rows: list[MetricRow] = []
+        binary = self.config.task == "binary"
+        for segment, current in windows.items():
+            ref = reference.get(segment)
+            if ref is None:
+                continue
+            if segment != ALL and current.n_rows < self.min_rows:
+                rows.append(
+                    MetricRow(
+                        layer="inputs",
+                        metric="rows",
+                        segment=segment,
+                        value=current.n_rows,
+                        status="no_data",
+                        n=current.n_rows,
+                        reason=f"{current.n_rows} rows, a segment verdict needs {self.min_rows}",
+                    )
+                )
+                continue
+            rows += input_rows(bins, ref, current, segment, self.importance_)
+            rows += prediction_rows(ref, current, segment, binary)
+            rows += performance_rows(ref, current, segment, self.min_rows)
+            rows += cost_rows(ref, current, segment)
+        overall = windows.get(ALL)
+        return Report(
+            model=self.config.name,
+            task=self.config.task,
+            window=window,
+            n_rows=overall.n_rows if overall else 0,
+            reference_rows=reference[ALL].n_rows,
+            rows=rows,
+            histograms=_histograms(bins, reference[ALL], overall) if overall else {},
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Save the fitted state (config and reference profile), not the reference data."""
+        bins, reference = self._fitted()
+        state = FittedState(self.config.to_yaml(), self.settings, bins, reference, self.importance_)
+        Path(path).write_bytes(serialize.to_bytes(state))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Monitor:
+        path = Path(path)
+        if not path.exists():
+            raise TripwireError(f"{path}: no such file")
+        state = serialize.from_bytes(path.read_bytes(), source=str(path))
+        if not isinstance(state, FittedState):
+            raise TripwireError(f"{path}: not a saved monitor")
+        monitor = cls(parse_config(state.config_yaml, source=str(path)), settings=state.settings)
+        monitor.bins_, monitor.reference_ = state.bins, state.reference
+        monitor.importance_ = state.importance
+        return monitor
+
+
+def _histograms(
+    bins: Bins, reference: SegmentWindow, current: SegmentWindow
+) -> dict[str, Histogram]:
+    out = {}
+    for name, feature_bins in bins.features.items():
+        ref, cur = reference.features.get(name), current.features.get(name)
+        if ref is None or cur is None:
+            continue
+        if isinstance(ref, NumericWindow) and isinstance(cur, NumericWindow):
+            edges = [f"{e:.4g}" for e in feature_bins.psi_edges]  # type: ignore[union-attr]
+            labels = [f"[{a}, {b})" for a, b in itertools.pairwise(edges)]
+            ref_counts, cur_counts = ref.psi_counts, cur.psi_counts
+        elif isinstance(ref, CategoricalWindow) and isinstance(cur, CategoricalWindow):
+            assert isinstance(feature_bins, CategoricalBins)
+            labels = ["(other)" if x == feature_bins.labels[-1] else x for x in feature_bins.labels]
+            ref_counts, cur_counts = ref.counts, cur.counts
+        else:
+            continue
+        out[name] = Histogram(
+            labels=labels,
+            reference=[float(c) / max(ref.n, 1) for c in ref_counts],
+            current=[float(c) / max(cur.n, 1) for c in cur_counts],
+        )
+    return out
