@@ -1,0 +1,337 @@
+"""The ``tripwire`` command."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from tripwire import __version__
+from tripwire.config import ConfigError, load_config
+from tripwire.errors import TripwireError
+from tripwire.monitor import Monitor
+from tripwire.report.summary import headline, worst_per_subject
+from tripwire.report.terminal import STYLE, print_report
+from tripwire.tabular import read_table
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _Cli(click.Group):
+    """Turns errors into one clear line; ``--debug`` shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except (TripwireError, ConfigError) as exc:
+            if ctx.params.get("debug"):
+                raise
+            err.print(Text(f"error: {exc}", style="red"))
+            ctx.exit(2)
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            err.print(Text(f"internal error: {type(exc).__name__}: {exc}", style="red"))
+            err.print("run the same command with --debug to see the traceback")
+            ctx.exit(1)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="tripwire")
+def cli(debug: bool) -> None:
+    """Monitor machine-learning models in production.
+
+    \b
+    Start with the built-in scenario:
+      tripwire demo
+    """
+
+
+@contextmanager
+def _progress(total: int | None = None) -> Iterator[Progress]:
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total:
+        columns += [BarColumn(), TextColumn("{task.completed}/{task.total}")]
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
+        yield progress
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The model's tripwire.yaml.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    help="Reference data (Parquet or CSV); default: the config's `reference`.",
+)
+@click.option(
+    "--monitor",
+    "monitor_path",
+    type=click.Path(path_type=Path),
+    help="A monitor saved by `tripwire fit`, instead of re-reading the reference.",
+)
+@click.option(
+    "--current",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The window to check (Parquet or CSV).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path),
+    help="Also write a self-contained HTML report here.",
+)
+def check(
+    config_path: Path,
+    reference: Path | None,
+    monitor_path: Path | None,
+    current: Path,
+    as_json: bool,
+    html_path: Path | None,
+) -> None:
+    """Check one window of production data against the reference, across the four layers.
+
+    \b
+    Example:
+      tripwire check --config tripwire.yaml --reference reference.parquet \\
+                     --current today.parquet --html report.html
+    """
+    with _progress() as progress:
+        task = progress.add_task("reading the config")
+        if monitor_path is not None:
+            progress.update(task, description=f"loading {monitor_path}")
+            monitor = Monitor.load(monitor_path)
+        else:
+            config = load_config(config_path)
+            progress.update(task, description="reading and fitting the reference")
+            monitor = Monitor(config).fit(read_table(reference) if reference else None)
+        progress.update(task, description=f"checking {current}")
+        report = monitor.check(read_table(current), window=current.stem)
+    if html_path is not None:
+        report.to_html(html_path)
+    if as_json:
+        click.echo(report.to_json())
+        return
+    print_report(report, out)
+    if html_path is not None:
+        out.print(f"HTML report: {html_path}")
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The model's tripwire.yaml.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    help="Reference data; default: the config's `reference`.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to save the fitted monitor.",
+)
+def fit(config_path: Path, reference: Path | None, out_path: Path) -> None:
+    """Fit the reference once and save it, so daily checks need not re-read it.
+
+    \b
+    Example:
+      tripwire fit --config tripwire.yaml --out fraud.monitor
+      tripwire check --config tripwire.yaml --monitor fraud.monitor --current today.parquet
+    """
+    with _progress() as progress:
+        progress.add_task("reading and fitting the reference")
+        monitor = Monitor(load_config(config_path)).fit(
+            read_table(reference) if reference else None
+        )
+        monitor.save(out_path)
+    out.print(f"saved the fitted monitor to {out_path} ({out_path.stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.option("--name", help="The model's name (default: the file's stem).")
+@click.option(
+    "--out",
+    "out_path",
+    default=Path("tripwire.yaml"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the config.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+def init(reference: Path, name: str | None, out_path: Path, force: bool) -> None:
+    """Write a starting tripwire.yaml with roles and types guessed from a reference file.
+
+    \b
+    Example:
+      tripwire init reference.parquet --name fraud-detector
+    """
+    from tripwire.init_config import infer_config
+
+    if out_path.exists() and not force:
+        raise TripwireError(f"{out_path} exists; pass --force to overwrite it")
+    table = read_table(reference)
+    relative = Path(reference).resolve()
+    with suppress(ValueError):
+        relative = relative.relative_to(out_path.resolve().parent)
+    try:
+        text = infer_config(table, name or reference.stem, relative.as_posix())
+    except ValueError as exc:
+        raise TripwireError(f"{reference}: {exc}") from exc
+    out_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_path}: check the roles and types it guessed, then run")
+    out.print(f"  tripwire check --config {out_path} --current <window.parquet>")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default=Path("tripwire-demo"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the scenario and report.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def demo(out_dir: Path, as_json: bool) -> None:
+    """Run the whole loop on a built-in fraud scenario: 30 days, five incidents.
+
+    Generates a reference and 30 days of traffic (nothing is downloaded), checks each day as
+    production would, prints a day-by-day four-layer timeline and writes an HTML report.
+
+    \b
+    Example:
+      tripwire demo --out /tmp/tripwire-demo
+    """
+    from tripwire.demo import run as demo_run
+    from tripwire.demo.scenario import IMPORTANCE, LABEL_LAG_DAYS
+    from tripwire.report.html import render_timeline
+
+    with _progress(total=31) as progress:
+        task = progress.add_task("generating the scenario", total=31)
+
+        def step(label: str) -> None:
+            progress.update(task, advance=1, description=f"checked {label}")
+
+        days = demo_run.run(out_dir, step)
+    found = demo_run.findings(days)
+    report_path = out_dir / "report.html"
+    extra = (
+        "<section><h2>What tripwire found</h2><ul>"
+        + "".join(
+            f"<li><b>{html.escape(f.incident)}</b>: "
+            + (
+                f"first flagged {f.first_flagged} ({html.escape(f.evidence)})"
+                if f.first_flagged
+                else "not flagged"
+            )
+            + "</li>"
+            for f in found
+        )
+        + "</ul></section>"
+    )
+    report_path.write_text(
+        render_timeline(
+            "tripwire demo: fraud-detector, 30 days",
+            [(str(d.date), d.timeline_report) for d in days],
+            extra,
+        ),
+        encoding="utf-8",
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "report": str(report_path),
+                    "findings": [
+                        {
+                            "incident": f.incident,
+                            "first_flagged": str(f.first_flagged or ""),
+                            "evidence": f.evidence,
+                        }
+                        for f in found
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    _print_timeline(days, demo_run.top_quartile(IMPORTANCE), LABEL_LAG_DAYS)
+    out.print("\n[bold]What tripwire found[/]")
+    for f in found:
+        when = (
+            f"first flagged {f.first_flagged}: {f.evidence}" if f.first_flagged else "not flagged"
+        )
+        out.print(f"  {f.incident}\n    {when}")
+    out.print(f"\nHTML report: {report_path}")
+    out.print(
+        f"Replay a day: tripwire check --config {out_dir}/tripwire.yaml "
+        f"--current {out_dir}/days/{days[11].date}.parquet"
+    )
+
+
+def _cell(rows: list[Any], top: set[str] | None = None) -> Text:
+    text = Text()
+    for row in worst_per_subject(rows)[:2]:
+        if text:
+            text.append("\n")
+        text.append(headline(row), STYLE.get(row.status, "dim"))
+        if top is not None and row.feature and row.feature not in top:
+            text.append(" (digest)", "dim")
+    more = len(worst_per_subject(rows)) - 2
+    if more > 0:
+        text.append(f"\n+{more} more", "dim")
+    return text or Text("ok", "green")
+
+
+def _print_timeline(days: list[Any], top: set[str], lag: int) -> None:
+    table = Table(title="Day by day (segment rows in brackets)", title_justify="left")
+    table.add_column("day")
+    table.add_column("inputs")
+    table.add_column("predictions")
+    table.add_column(f"performance\n(labels {lag} days late)")
+    table.add_column("cost / latency")
+    for day in days:
+        report, labelled = day.report, day.labelled
+        inputs = report.select(layer="inputs", segment="all")
+        table.add_row(
+            str(day.date),
+            _cell(inputs, top),
+            _cell(report.select(layer="predictions")),
+            _cell(labelled.select(layer="performance", segment=None))
+            if labelled
+            else Text("awaiting labels", "dim"),
+            _cell(report.select(layer="cost")),
+        )
+    out.print(table)
+
+
+def main() -> None:
+    cli(prog_name="tripwire")

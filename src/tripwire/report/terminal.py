@@ -1,0 +1,70 @@
+"""A report in the terminal, with rich."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tripwire.layers.rows import LAYERS
+from tripwire.report.model import Report
+from tripwire.report.summary import headline, worst_per_subject
+
+STYLE = {"ok": "green", "watch": "yellow", "alert": "bold red", "error": "magenta"}
+
+
+def status_text(status: str) -> Text:
+    return Text(
+        status.upper() if status in ("alert", "watch") else status, STYLE.get(status, "dim")
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def print_report(report: Report, console: Console, top: int = 15) -> None:
+    title = f"[bold]{report.model}[/] ({report.task})"
+    if report.window:
+        title += f" · window {report.window}"
+    console.print(f"{title} · {report.n_rows:,} rows vs {report.reference_rows:,} reference rows")
+    line = Text()
+    for layer in LAYERS:
+        line.append(f"{layer} ")
+        line.append_text(status_text(report.status(layer)))
+        line.append("   ")
+    console.print(line)
+
+    features = Table(title="Inputs, ranked by importance × drift", title_justify="left")
+    for column in ("feature", "importance", "psi", "ks", "js", "null share", "status", "note"):
+        features.add_column(column, justify="left" if column in ("feature", "note") else "right")
+    for name in report.features()[:top]:
+        rows = report.select(layer="inputs", feature=name)
+        worst = worst_per_subject(rows)
+        status = worst[0].status if worst else "ok"
+        notes = [r.reason for r in rows if r.reason and r.status != "info"]
+        features.add_row(
+            name,
+            _fmt(rows[0].importance if rows else None),
+            _fmt(report.value("psi", name)),
+            _fmt(report.value("ks", name)),
+            _fmt(report.value("js", name)),
+            _fmt(report.value("null_share", name)),
+            status_text(status),
+            "; ".join(dict.fromkeys(notes)),
+        )
+    console.print(features)
+    hidden = len(report.features()) - top
+    if hidden > 0:
+        console.print(f"[dim]… {hidden} more features in --json or --html[/]")
+
+    flagged = [
+        r for r in worst_per_subject(report.rows) if r.layer != "inputs" or r.segment != "all"
+    ]
+    if flagged:
+        table = Table(title="Flagged outputs and segments", title_justify="left")
+        for column in ("layer", "what", "threshold", "status"):
+            table.add_column(column)
+        for row in flagged:
+            table.add_row(row.layer, headline(row), _fmt(row.threshold), status_text(row.status))
+        console.print(table)
