@@ -140,6 +140,9 @@ def _infer_roles(table: pa.Table) -> _Roles:
             f"{', '.join(PREDICTION_NAMES)} or write the config by hand"
         )
     claim("label", _first_named(by_lower, LABEL_NAMES), "name")
+    if "label" not in roles.single:
+        # Binary targets are often named for the event: is_fraud, is_churned, has_defaulted.
+        claim("label", _event_flag(table), "0/1 column named is_* or has_*")
     named_id = _first_named(by_lower, ID_NAMES)
     claim("id", named_id or _unique_string_column(table, roles), "name" if named_id else "unique")
     for role, part in (("latency_ms", "latency"), ("cost", "cost")):
@@ -198,6 +201,19 @@ def _feature_type(dtype: pa.DataType, column: pa.ChunkedArray) -> FeatureType | 
         or pa.types.is_dictionary(dtype)
     ):
         return "categorical"
+    return None
+
+
+def _event_flag(table: pa.Table) -> str | None:
+    for f in table.schema:
+        if not f.name.lower().startswith(("is_", "has_")):
+            continue
+        if pa.types.is_boolean(f.type):
+            return str(f.name)
+        if pa.types.is_integer(f.type):
+            values = set(pc.unique(table.column(f.name).drop_null()).to_pylist())
+            if values and values <= {0, 1}:
+                return str(f.name)
     return None
 
 

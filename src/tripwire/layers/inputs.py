@@ -92,7 +92,7 @@ def input_rows(
     importance: dict[str, float],
 ) -> list[MetricRow]:
     """Rows for every feature, ranked by importance x PSI (most important drift first)."""
-    per_feature: list[tuple[float, list[MetricRow]]] = []
+    per_feature: list[tuple[tuple[float, float], list[MetricRow]]] = []
     for name, feature_bins in bins.features.items():
         weight = importance.get(name)
         rows: list[MetricRow] = []
@@ -113,7 +113,7 @@ def input_rows(
             )
         )
         if cur is None or ref is None:
-            per_feature.append((float("inf"), rows))
+            per_feature.append(((float("inf"), float("inf")), rows))
             continue
         values = _values(feature_bins, ref, cur)
         ref_null_share = ref.n_null / ref.n_rows if ref.n_rows else 0.0
@@ -138,12 +138,12 @@ def input_rows(
             )
         psi = values["psi"][0]
         drift = psi if psi == psi else 0.0
-        per_feature.append(((1.0 if weight is None else weight) * drift, rows))
+        per_feature.append((((1.0 if weight is None else weight) * drift, drift), rows))
     for name, note in current.notes.items():
         if name not in bins.features:
             per_feature.append(
                 (
-                    0.0,
+                    (0.0, 0.0),
                     [
                         MetricRow(
                             layer="inputs",
@@ -158,5 +158,6 @@ def input_rows(
                     ],
                 )
             )
-    per_feature.sort(key=lambda item: -item[0])
+    # importance x drift first; drift alone breaks ties (e.g. features of importance 0).
+    per_feature.sort(key=lambda item: (-item[0][0], -item[0][1]))
     return [row for _, rows in per_feature for row in rows]

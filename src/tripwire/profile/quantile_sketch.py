@@ -30,8 +30,8 @@ class QuantileSketch:
     """Counts per logarithmic bucket; slot 0 holds values at or below ``MIN_VALUE``.
 
     >>> sketch = QuantileSketch.of(np.array([10.0, 20.0, 30.0, 40.0, 1000.0]))
-    >>> round(sketch.quantile(0.5), 1)  # the median, 30, within 0.5 %
-    30.0
+    >>> abs(sketch.quantile(0.5) / 30.0 - 1) <= ALPHA  # the median, 30, within 0.5 %
+    True
     """
 
     counts: Ints

@@ -58,6 +58,7 @@ class Bins:
     prediction: NumericBins
     column_kinds: dict[str, str]
     segments: tuple[str, ...]  # "column=value", the reference's most frequent values
+    reference_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def fit_bins(config: ModelConfig, reference: pa.Table, settings: Settings) -> Bi
         prediction=NumericBins.fit(scores, settings.buckets, settings.grid_size),
         column_kinds={name: type_kind(reference.column(name).type) for name in names},
         segments=tuple(segments),
+        reference_columns=tuple(reference.column_names),
     )
 
 
@@ -208,12 +210,13 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
             categorical[name], problem = categorical_values(column), None
         if problem:
             notes[name] = problem
-        elif (
-            expected
-            and seen != expected
-            and not (kind == "categorical" and column.null_count == len(column))
-        ):
+        elif expected and seen != expected and column.null_count < len(column):
+            # An all-null column has no type to speak of; null_share reports it instead.
             notes[name] = f"type changed: {expected} in the reference, {seen} now"
+
+    for name in table.column_names:
+        if bins.reference_columns and name not in bins.reference_columns:
+            notes[name] = "new column, not in the reference"
 
     def optional(column: str | None) -> Floats | None:
         if column is None or column not in table.column_names:

@@ -66,12 +66,16 @@ class Report(BaseModel):
         return rows[0].value if rows else None
 
     def status(self, layer: Layer | None = None, segment: str | None = "all") -> Status:
-        """The worst verdict among the rows of a layer (``ok`` when there are none)."""
-        worst: Status = "ok"
-        for row in self.select(layer=layer, segment=segment):
-            if row.status in ("alert", "watch", "error") and SEVERITY[row.status] < SEVERITY[worst]:
-                worst = row.status
-        return worst
+        """The worst verdict among the rows of a layer.
+
+        ``no_data`` when the layer has rows but none with a verdict (e.g. no labels yet),
+        ``ok`` when it has no rows at all.
+        """
+        rows = self.select(layer=layer, segment=segment)
+        judged = [r.status for r in rows if r.status in ("ok", "watch", "alert", "error")]
+        if not judged:
+            return "no_data" if any(r.status == "no_data" for r in rows) else "ok"
+        return min(judged, key=SEVERITY.__getitem__)
 
     def flagged(self, segment: str | None = None) -> list[MetricRow]:
         """Rows at ``watch``, ``alert`` or ``error``, worst first, in rank order within a status."""
