@@ -69,6 +69,26 @@ def _progress(total: int | None = None) -> Iterator[Progress]:
         yield progress
 
 
+@contextmanager
+def _about(path: Path) -> Iterator[None]:
+    """Name the data file in errors about its content (a missing column, say)."""
+    try:
+        yield
+    except TripwireError as exc:
+        if str(path) in str(exc):
+            raise
+        raise TripwireError(f"{path}: {exc}") from exc
+
+
+def _fit(config_path: Path, reference: Path | None) -> Monitor:
+    config = load_config(config_path)
+    if reference is None and config.reference is None:
+        raise TripwireError(f"{config_path}: no --reference given and the config names none")
+    path = reference or config.resolve_path(str(config.reference))
+    with _about(path):
+        return Monitor(config).fit(read_table(path))
+
+
 @cli.command()
 @click.option(
     "--config",
@@ -122,11 +142,11 @@ def check(
             progress.update(task, description=f"loading {monitor_path}")
             monitor = Monitor.load(monitor_path)
         else:
-            config = load_config(config_path)
             progress.update(task, description="reading and fitting the reference")
-            monitor = Monitor(config).fit(read_table(reference) if reference else None)
+            monitor = _fit(config_path, reference)
         progress.update(task, description=f"checking {current}")
-        report = monitor.check(read_table(current), window=current.stem)
+        with _about(current):
+            report = monitor.check(read_table(current), window=current.stem)
     if html_path is not None:
         report.to_html(html_path)
     if as_json:
@@ -167,9 +187,7 @@ def fit(config_path: Path, reference: Path | None, out_path: Path) -> None:
     """
     with _progress() as progress:
         progress.add_task("reading and fitting the reference")
-        monitor = Monitor(load_config(config_path)).fit(
-            read_table(reference) if reference else None
-        )
+        monitor = _fit(config_path, reference)
         monitor.save(out_path)
     out.print(f"saved the fitted monitor to {out_path} ({out_path.stat().st_size:,} bytes)")
 

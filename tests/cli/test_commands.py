@@ -109,7 +109,7 @@ def test_missing_prediction_column_is_named(tmp_path: Path) -> None:
     (tmp_path / "cur.csv").write_text("x\n1\n", encoding="utf-8")
     code, output = invoke("check", "--config", str(config), "--current", str(tmp_path / "cur.csv"))
     assert code == 2
-    assert "'p'" in output and "prediction" in output
+    assert "cur.csv" in output and "'p'" in output and "prediction" in output
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
