@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -90,13 +92,17 @@ def to_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
+# What reading a damaged or foreign archive can raise (json.JSONDecodeError is a ValueError).
+_UNREADABLE = (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
 def from_bytes(data: bytes, source: str = "profile") -> Any:
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
         meta = json.loads(archive["__meta__"].tobytes())
-    except (ValueError, OSError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise TripwireError(f"{source}: not a tripwire profile ({exc})") from exc
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise TripwireError(f"{source}: not a tripwire profile")
     if meta.get("version") != VERSION:
         raise TripwireError(
@@ -117,7 +123,13 @@ def from_bytes(data: bytes, source: str = "profile") -> Any:
             return tuple(decode(v) for v in value["__tuple__"])
         if "__set__" in value:
             return frozenset(value["__set__"])
-        cls = _CLASSES[value["__type__"]]
+        name = value.get("__type__")
+        cls = _CLASSES.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise TripwireError(f"{source}: unknown profile class {name!r}")
         return cls(**{k: decode(v) for k, v in value.items() if k != "__type__"})
 
-    return decode(meta["root"])
+    try:
+        return decode(meta["root"])
+    except (*_UNREADABLE, TypeError) as exc:
+        raise TripwireError(f"{source}: damaged tripwire profile ({exc})") from exc
