@@ -214,8 +214,16 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
             # An all-null column has no type to speak of; null_share reports it instead.
             notes[name] = f"type changed: {expected} in the reference, {seen} now"
 
+    # Columns the config names (latency, status, label...) are expected even when the
+    # reference, often the training set, lacks them.
+    expected_columns = {
+        *bins.reference_columns,
+        *columns.features,
+        *columns.roles().values(),
+        *columns.segments,
+    }
     for name in table.column_names:
-        if bins.reference_columns and name not in bins.reference_columns:
+        if bins.reference_columns and name not in expected_columns:
             notes[name] = "new column, not in the reference"
 
     def optional(column: str | None) -> Floats | None:
