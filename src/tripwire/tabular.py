@@ -65,7 +65,10 @@ def _pandas_column(series: Any) -> pa.Array:
 
 
 def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN, and pandas' missing markers (pd.NA, pd.NaT), without importing pandas."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return type(value).__name__ in {"NAType", "NaTType"}
 
 
 def numeric_values(column: pa.ChunkedArray) -> tuple[Floats, str | None]:
