@@ -41,6 +41,21 @@ class Moments:
             max=float(finite.max()),
         )
 
+    @classmethod
+    def of_sorted(cls, finite: NDArray[np.float64]) -> Moments:
+        """As :meth:`of`, for ascending values: min and max are the ends."""
+        if finite.size == 0:
+            return cls()
+        mean = float(finite.mean())
+        deviation = finite - mean
+        return cls(
+            n=int(finite.size),
+            mean=mean,
+            m2=float(np.dot(deviation, deviation)),
+            min=float(finite[0]),
+            max=float(finite[-1]),
+        )
+
     @property
     def variance(self) -> float:
         """Population variance (ddof=0); nan when empty."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -59,6 +59,16 @@ class Bins:
     column_kinds: dict[str, str]
     segments: tuple[str, ...]  # "column=value", the reference's most frequent values
     reference_columns: tuple[str, ...] = ()
+
+    def numeric(self, name: str) -> NumericBins:
+        bins = self.features[name]
+        assert isinstance(bins, NumericBins), f"{name} is not numeric"
+        return bins
+
+    def categorical(self, name: str) -> CategoricalBins:
+        bins = self.features[name]
+        assert isinstance(bins, CategoricalBins), f"{name} is not categorical"
+        return bins
 
 
 @dataclass(frozen=True)
@@ -249,53 +259,58 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
     )
 
 
+def _prediction(config: ModelConfig, bins: Bins, data: _Columns) -> PredictionWindow | None:
+    if data.scores is None:
+        return None
+    binary = config.task == "binary"
+    return PredictionWindow.of(data.scores, bins.prediction, config.decision_threshold, binary)
+
+
+def _performance(config: ModelConfig, bins: Bins, data: _Columns) -> tuple[Performance | None, int]:
+    """Realized performance on the rows with a valid label, and how many there were."""
+    if data.labels is None or data.scores is None:
+        return None, 0
+    labelled = ~np.isnan(data.labels) & ~np.isnan(data.scores)
+    y, p = data.labels[labelled], data.scores[labelled]
+    if config.task != "binary":
+        return RegressionPerformance.of(y, p), int(y.size)
+    valid = (y == 0) | (y == 1)
+    y, p = y[valid], p[valid]
+    return BinaryPerformance.of(y, p, bins.prediction, config.decision_threshold), int(y.size)
+
+
+def _cost(data: _Columns) -> CostWindow | None:
+    if data.latency is None and data.errors is None and data.cost is None:
+        return None
+    present_cost = data.cost[~np.isnan(data.cost)] if data.cost is not None else np.empty(0)
+    return CostWindow(
+        latency=QuantileSketch.of(data.latency) if data.latency is not None else None,
+        n_status=data.n_rows if data.errors is not None else 0,
+        n_error=int(np.count_nonzero(data.errors)) if data.errors is not None else 0,
+        n_cost=int(present_cost.size),
+        cost_sum=float(present_cost.sum()),
+    )
+
+
 def _profile_segment(
     config: ModelConfig, bins: Bins, data: _Columns, settings: Settings
 ) -> SegmentWindow:
-    tasks: list[Callable[[], FeatureWindow]] = []
-    names: list[str] = []
-    for name, values in data.numeric.items():
-        names.append(name)
-        tasks.append(partial(NumericWindow.of, values, bins.features[name]))  # type: ignore[arg-type]
-    for name, texts in data.categorical.items():
-        names.append(name)
-        tasks.append(partial(CategoricalWindow.of, texts, bins.features[name]))  # type: ignore[arg-type]
-    features = dict(zip(names, _parallel(tasks, settings.n_jobs), strict=True))
-
-    binary = config.task == "binary"
-    threshold = config.decision_threshold
-    prediction = (
-        PredictionWindow.of(data.scores, bins.prediction, threshold, binary)
-        if data.scores is not None
-        else None
-    )
-    performance: Performance | None = None
-    n_labelled = 0
-    if data.labels is not None and data.scores is not None:
-        labelled = ~np.isnan(data.labels) & ~np.isnan(data.scores)
-        y, p = data.labels[labelled], data.scores[labelled]
-        if binary:
-            valid = (y == 0) | (y == 1)
-            y, p = y[valid], p[valid]
-        n_labelled = int(y.size)
-        performance = (
-            BinaryPerformance.of(y, p, bins.prediction, threshold)
-            if binary
-            else RegressionPerformance.of(y, p)
-        )
-    cost = None
-    if data.latency is not None or data.errors is not None or data.cost is not None:
-        present_cost = data.cost[~np.isnan(data.cost)] if data.cost is not None else np.empty(0)
-        cost = CostWindow(
-            latency=QuantileSketch.of(data.latency) if data.latency is not None else None,
-            n_status=data.n_rows if data.errors is not None else 0,
-            n_error=int(np.count_nonzero(data.errors)) if data.errors is not None else 0,
-            n_cost=int(present_cost.size),
-            cost_sum=float(present_cost.sum()),
-        )
+    names = [*data.numeric, *data.categorical]
+    tasks: list[Callable[[], Any]] = [
+        *(partial(NumericWindow.of, v, bins.numeric(k)) for k, v in data.numeric.items()),
+        *(
+            partial(CategoricalWindow.of, v, bins.categorical(k))
+            for k, v in data.categorical.items()
+        ),
+        # The outputs share the pool with the features, so no core idles while they run.
+        partial(_prediction, config, bins, data),
+        partial(_performance, config, bins, data),
+        partial(_cost, data),
+    ]
+    *features, prediction, (performance, n_labelled), cost = _parallel(tasks, settings.n_jobs)
     return SegmentWindow(
         n_rows=data.n_rows,
-        features=features,
+        features=dict(zip(names, features, strict=True)),
         notes=dict(data.notes),
         prediction=prediction,
         performance=performance,
