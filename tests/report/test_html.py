@@ -234,8 +234,8 @@ def test_timeline_has_a_row_per_day_and_the_last_report(toy_report: Report) -> N
         "psi x 0.931",
         "unseen_share c 0.336",
         "p95_ms 378",
-        "p95_ms 367 (c=a)",
-        "auc 0.469 (c=a)",
+        "p95_ms [c=a] 367",
+        "auc [c=a] 0.469",
     ):
         assert text in tue_cells
     assert "<li>" not in rows[0][1]

@@ -13,6 +13,7 @@ from html import escape
 
 from tripwire.layers.rows import LAYERS, SEVERITY, Layer, MetricRow, Status
 from tripwire.report.model import Histogram, Report
+from tripwire.report.summary import headline, worst_per_subject
 
 __all__ = ["format_number", "render_report", "render_timeline"]
 
@@ -354,20 +355,13 @@ def render_report(report: Report) -> str:
     return _page(title, _report_body(report, f"<h1>{escape(title)}</h1>"))
 
 
-def _short(row: MetricRow) -> str:
-    """One flagged row in a few words, e.g. ``psi amount 0.31`` or ``p95_ms 412 (country=DE)``."""
-    words = [row.metric, *([row.feature] if row.feature else [])]
-    words.append(row.status if row.value is None else format_number(row.value, 3))
-    text = " ".join(words)
-    return text if row.segment == "all" else f"{text} ({row.segment})"
-
-
 def _timeline_cell(report: Report, layer: Layer) -> str:
     """The layer's status, its flagged rows (segment "all" first) and the rest folded away."""
     status = report.status(layer)
-    flagged = [r for r in report.flagged(segment=None) if r.layer == layer]
+    # One line per feature and segment: its worst metric names the problem.
+    flagged = worst_per_subject(report.select(layer=layer, segment=None))
     flagged.sort(key=lambda r: (r.segment != "all", SEVERITY[r.status]))
-    items = [f"<li>{escape(_short(r))}</li>" for r in flagged]
+    items = [f"<li>{escape(headline(r))}</li>" for r in flagged]
     listing = f"<ul>{''.join(items[:TIMELINE_ITEMS])}</ul>" if items else ""
     if len(items) > TIMELINE_ITEMS:
         more = len(items) - TIMELINE_ITEMS

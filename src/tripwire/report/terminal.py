@@ -20,7 +20,7 @@ def status_text(status: str) -> Text:
 
 
 def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
+    return "—" if value is None else f"{value:.3g}"
 
 
 def print_report(report: Report, console: Console, top: int = 15) -> None:
@@ -44,14 +44,14 @@ def print_report(report: Report, console: Console, top: int = 15) -> None:
         status = worst[0].status if worst else "ok"
         notes = [r.reason for r in rows if r.reason and r.status != "info"]
         features.add_row(
-            name,
+            Text(name),
             _fmt(rows[0].importance if rows else None),
             _fmt(report.value("psi", name)),
             _fmt(report.value("ks", name)),
             _fmt(report.value("js", name)),
             _fmt(report.value("null_share", name)),
             status_text(status),
-            "; ".join(dict.fromkeys(notes)),
+            Text("; ".join(dict.fromkeys(notes))),
         )
     console.print(features)
     hidden = len(report.features()) - top
@@ -66,5 +66,8 @@ def print_report(report: Report, console: Console, top: int = 15) -> None:
         for column in ("layer", "what", "threshold", "status"):
             table.add_column(column)
         for row in flagged:
-            table.add_row(row.layer, headline(row), _fmt(row.threshold), status_text(row.status))
+            # Text, not markup: a segment like "[country=DE]" would be read as a style tag.
+            table.add_row(
+                row.layer, Text(headline(row)), _fmt(row.threshold), status_text(row.status)
+            )
         console.print(table)
