@@ -60,6 +60,20 @@ def cli(debug: bool) -> None:
     """
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The model's tripwire.yaml.",
+)
+reference_option = click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    help="Reference data (Parquet or CSV); default: the config's `reference`.",
+)
+
+
 @contextmanager
 def _progress(total: int | None = None) -> Iterator[Progress]:
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
@@ -90,18 +104,8 @@ def _fit(config_path: Path, reference: Path | None) -> Monitor:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The model's tripwire.yaml.",
-)
-@click.option(
-    "--reference",
-    type=click.Path(path_type=Path),
-    help="Reference data (Parquet or CSV); default: the config's `reference`.",
-)
+@config_option
+@reference_option
 @click.option(
     "--monitor",
     "monitor_path",
@@ -158,18 +162,8 @@ def check(
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The model's tripwire.yaml.",
-)
-@click.option(
-    "--reference",
-    type=click.Path(path_type=Path),
-    help="Reference data; default: the config's `reference`.",
-)
+@config_option
+@reference_option
 @click.option(
     "--out",
     "out_path",

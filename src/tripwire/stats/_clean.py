@@ -23,6 +23,25 @@ def as_1d_float(x: ArrayLike) -> NDArray[np.float64]:
     return arr.reshape(-1)
 
 
+def shares(p: ArrayLike, q: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Two frequency vectors over the same categories, each normalised to sum to 1.
+
+    ``None`` when either sums to 0 (no distribution to compare).
+
+    >>> shares([1, 3], [2, 2])
+    (array([0.25, 0.75]), array([0.5, 0.5]))
+    """
+    pv, qv = as_1d_float(p), as_1d_float(q)
+    if pv.shape != qv.shape:
+        raise ValueError(f"length mismatch: {pv.size} vs {qv.size}")
+    if np.any(pv < 0) or np.any(qv < 0):
+        raise ValueError("frequencies must be non-negative")
+    p_total, q_total = pv.sum(), qv.sum()
+    if p_total == 0 or q_total == 0:
+        return None
+    return pv / p_total, qv / q_total
+
+
 def finite_or_inf(x: ArrayLike) -> NDArray[np.float64]:
     """Return ``x`` as 1-D float64 with NaN (null in tripwire) dropped; ±inf are kept.
 

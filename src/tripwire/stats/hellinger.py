@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._clean import shares
+
 
 def hellinger(p: ArrayLike, q: ArrayLike) -> float:
     """Hellinger distance ``H = sqrt(1 - sum_i sqrt(p_i * q_i))``, in [0, 1].
@@ -25,15 +27,10 @@ def hellinger(p: ArrayLike, q: ArrayLike) -> float:
     >>> hellinger([1, 0], [0, 1])
     1.0
     """
-    pv = np.asarray(p, dtype=np.float64).reshape(-1)
-    qv = np.asarray(q, dtype=np.float64).reshape(-1)
-    if pv.shape != qv.shape:
-        raise ValueError(f"length mismatch: {pv.size} vs {qv.size}")
-    if np.any(pv < 0) or np.any(qv < 0):
-        raise ValueError("frequencies must be non-negative")
-    p_total, q_total = pv.sum(), qv.sum()
-    if p_total == 0 or q_total == 0:
+    normalised = shares(p, q)
+    if normalised is None:
         return float("nan")
-    bc = np.sum(np.sqrt((pv / p_total) * (qv / q_total)))
+    pv, qv = normalised
+    bc = np.sum(np.sqrt(pv * qv))
     # Identical distributions can give BC a hair above 1.
     return float(np.sqrt(max(1.0 - bc, 0.0)))

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._categories import category_counts
-from ._clean import finite_or_inf
+from ._clean import finite_or_inf, shares
 from .psi import bucket_counts, psi_breakpoints
 
 
@@ -29,16 +29,10 @@ def js_distance(p: ArrayLike, q: ArrayLike) -> float:
     >>> js_distance([1, 0], [0, 1])
     1.0
     """
-    pv = np.asarray(p, dtype=np.float64).reshape(-1)
-    qv = np.asarray(q, dtype=np.float64).reshape(-1)
-    if pv.shape != qv.shape:
-        raise ValueError(f"length mismatch: {pv.size} vs {qv.size}")
-    if np.any(pv < 0) or np.any(qv < 0):
-        raise ValueError("frequencies must be non-negative")
-    p_total, q_total = pv.sum(), qv.sum()
-    if p_total == 0 or q_total == 0:
+    normalised = shares(p, q)
+    if normalised is None:
         return float("nan")
-    pv, qv = pv / p_total, qv / q_total
+    pv, qv = normalised
     m = (pv + qv) / 2
     # Where x_i = 0 the term is 0 by convention; m_i > 0 wherever x_i > 0.
     with np.errstate(divide="ignore", invalid="ignore"):
