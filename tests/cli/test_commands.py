@@ -28,12 +28,18 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 def test_check_finds_the_population_shift(demo_dir: Path) -> None:
     code, output = invoke(
-        "check", "--config", str(demo_dir / "tripwire.yaml"),
-        "--current", str(demo_dir / "days" / "2026-10-12.parquet"), "--json",
+        "check",
+        "--config",
+        str(demo_dir / "tripwire.yaml"),
+        "--current",
+        str(demo_dir / "days" / "2026-10-12.parquet"),
+        "--json",
     )
     assert code == 0, output
     report = json.loads(output)
-    psi = {r["feature"]: r for r in report["rows"] if r["metric"] == "psi" and r["segment"] == "all"}
+    psi = {
+        r["feature"]: r for r in report["rows"] if r["metric"] == "psi" and r["segment"] == "all"
+    }
     assert psi["distance_km"]["status"] == "alert" and psi["distance_km"]["value"] > 0.25
     assert psi["amount"]["status"] == "ok"
 
@@ -41,8 +47,13 @@ def test_check_finds_the_population_shift(demo_dir: Path) -> None:
 def test_check_prints_a_table_and_writes_html(demo_dir: Path, tmp_path: Path) -> None:
     html = tmp_path / "day5.html"
     code, output = invoke(
-        "check", "--config", str(demo_dir / "tripwire.yaml"),
-        "--current", str(demo_dir / "days" / "2026-10-05.parquet"), "--html", str(html),
+        "check",
+        "--config",
+        str(demo_dir / "tripwire.yaml"),
+        "--current",
+        str(demo_dir / "days" / "2026-10-05.parquet"),
+        "--html",
+        str(html),
     )
     assert code == 0, output
     assert "merchant_risk" in output and "ALERT" in output
@@ -58,8 +69,9 @@ def test_fit_then_check_with_the_saved_monitor_gives_the_same_report(
     assert invoke("fit", "--config", config, "--out", str(saved))[0] == 0
     direct = json.loads(invoke("check", "--config", config, "--current", current, "--json")[1])
     loaded = json.loads(
-        invoke("check", "--config", config, "--monitor", str(saved), "--current", current,
-               "--json")[1]
+        invoke(
+            "check", "--config", config, "--monitor", str(saved), "--current", current, "--json"
+        )[1]
     )
     assert direct["rows"] == loaded["rows"]
 
@@ -114,16 +126,25 @@ def test_missing_prediction_column_is_named(tmp_path: Path) -> None:
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tripwire", "--debug", "check", "--config",
-         str(tmp_path / "missing.yaml"), "--current", str(tmp_path / "x.parquet")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tripwire",
+            "--debug",
+            "check",
+            "--config",
+            str(tmp_path / "missing.yaml"),
+            "--current",
+            str(tmp_path / "x.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 
 
 def test_console_script_runs() -> None:
-    result = subprocess.run(
-        ["tripwire", "--version"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["tripwire", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "tripwire" in result.stdout
