@@ -67,7 +67,7 @@ alerts:
   - name: drift_top3
     metric: psi
     feature_set: {top_k: 3}
-    segment: [country]
+    segment: [country=DE]
     threshold: calibrated
     direction: above
     window: 2d
@@ -80,13 +80,21 @@ alerts:
     route: "#fraud-alerts"
   - name: recall_drop
     metric: recall
-    feature_set: [amount, country]
     threshold: 0.6
     direction: below
     runbook: Recall fell below target.
+routes:
+  "#fraud-alerts":
+    - {type: slack, webhook_url_env: FRAUD_SLACK_URL}
+  oncall:
+    - {type: pagerduty, routing_key_env: PD_ROUTING_KEY}
+    - {type: email, to: [oncall@example.com], smtp_host: 127.0.0.1, smtp_port: 2525}
+severity_routes: {page: oncall, ticket: "#fraud-alerts", digest: "#fraud-alerts"}
 """
 
+# The design document's seed rules, verbatim, with the runbooks every rule now needs.
 SEED_ALERTS = """\
+importance: {amount: 0.4, country: 0.1}
 alerts:
   - name: psi_top_feature_drift
     metric: psi
@@ -94,15 +102,18 @@ alerts:
     threshold: 0.25
     window: 3d
     severity: page
+    runbook: A top-quartile feature drifted for three days.
   - name: prediction_rate_shift
     metric: mean_pred
     baseline: 7d_trailing
     threshold_z: 3.0
     severity: ticket
+    runbook: The mean prediction left its trailing band.
   - name: latency_p95
     metric: p95_ms
     threshold: 350
     severity: page
+    runbook: Serving got slow.
 """
 
 
@@ -143,14 +154,14 @@ def test_full_config_loads_every_field() -> None:
 
     drift, recall = config.alerts
     assert drift.feature_set == TopK(top_k=3)
-    assert drift.segment == ["country"]
+    assert drift.segment == ["country=DE"]
     assert drift.threshold == "calibrated"
     assert drift.window == timedelta(days=2)
     assert drift.severity == "digest"
     assert isinstance(drift.runbook, Runbook)
     assert drift.runbook.who_owns_the_fix == "Data engineering."
     assert (drift.owner, drift.route) == ("Ada", "#fraud-alerts")
-    assert recall.feature_set == ["amount", "country"]
+    assert recall.feature_set == "all"
     assert recall.direction == "below"
     assert recall.resolve_runbook() == Runbook(
         what_it_means="Recall fell below target.", what_to_check="", who_owns_the_fix=""
@@ -177,6 +188,7 @@ def test_seed_alert_rules_load_verbatim() -> None:
         threshold=0.25,
         window=timedelta(days=3),
         severity="page",
+        runbook="A top-quartile feature drifted for three days.",
     )
     assert (rate.metric, rate.baseline, rate.threshold_z, rate.severity) == (
         "mean_pred",
@@ -186,7 +198,8 @@ def test_seed_alert_rules_load_verbatim() -> None:
     )
     assert rate.threshold is None
     assert (latency.metric, latency.threshold, latency.severity) == ("p95_ms", 350.0, "page")
-    assert latency.feature_set == "all" and latency.direction == "above"
+    # Unset direction means "the way the metric gets worse" (above, for p95_ms).
+    assert latency.feature_set == "all" and latency.direction is None
 
 
 def test_to_yaml_round_trips_without_nones() -> None:
@@ -277,7 +290,7 @@ def test_unknown_key_is_reported_with_suggestion() -> None:
 
 def test_unknown_key_in_alert_rule() -> None:
     message = error_of(BASE + SEED_ALERTS.replace("severity: ticket", "severty: ticket"))
-    assert message.startswith("tripwire.yaml:21: alerts[1].severty: unknown field 'severty'")
+    assert message.startswith("tripwire.yaml:23: alerts[1].severty: unknown field 'severty'")
 
 
 def test_bad_duration() -> None:
@@ -287,7 +300,7 @@ def test_bad_duration() -> None:
 
 def test_bad_duration_inside_alert() -> None:
     message = error_of(BASE + SEED_ALERTS.replace("window: 3d", "window: 3x"))
-    assert message.startswith("tripwire.yaml:15: alerts[0].window: invalid duration '3x'")
+    assert message.startswith("tripwire.yaml:16: alerts[0].window: invalid duration '3x'")
 
 
 def test_role_clash_names_column_and_line() -> None:
@@ -352,7 +365,8 @@ def test_union_errors_are_merged_and_deep_errors_win() -> None:
         ("decision_threshold: 1.5\n", "tripwire.yaml:10: decision_threshold: expected a prob"),
         ("window: 1d\nwindow: 2d\n", "tripwire.yaml:11: key 'window' appears twice"),
         (
-            "alerts:\n  - {name: a, metric: psi}\n  - {name: a, metric: ks}\n",
+            "alerts:\n  - {name: a, metric: psi, threshold: 0.2, runbook: r}\n"
+            "  - {name: a, metric: ks, threshold: 0.1, runbook: r}\n",
             "tripwire.yaml:12: alerts[1].name: duplicate alert name 'a'",
         ),
     ],

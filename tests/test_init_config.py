@@ -9,6 +9,7 @@ import pytest
 
 from tripwire.config import parse_config
 from tripwire.init_config import infer_config
+from tripwire.layers.catalog import CATALOG
 
 
 def all_roles_table(rows: int = 30) -> pa.Table:
@@ -72,14 +73,17 @@ def test_round_trip_through_parse_config() -> None:
     assert parse_config(config.to_yaml()) == config
 
 
-def test_commented_alert_example_loads_when_uncommented() -> None:
-    text = infer_config(all_roles_table(), name="fraud", reference_path="ref.parquet")
-    block = text[text.index("# alerts:") :]
-    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
-    config = parse_config(text + uncommented + "\n")
-    (rule,) = config.alerts
-    assert rule.name == "psi_top_feature_drift"
-    assert rule.resolve_runbook() is not None
+def test_starter_rules_cover_every_layer_and_have_runbooks() -> None:
+    config = parse_config(infer_config(all_roles_table(), name="fraud", reference_path="r.pq"))
+    names = {rule.name for rule in config.alerts}
+    # The seed's three rules, then what they miss.
+    assert {"psi_top_feature_drift", "prediction_rate_shift", "latency_p95"} <= names
+    assert {"null_share_top_features", "out_of_range_inputs", "segment_performance"} <= names
+    assert "drift_digest" in names
+    layers = {CATALOG[rule.metric].layer for rule in config.alerts}
+    assert layers == {"inputs", "predictions", "performance", "cost"}
+    assert all(rule.resolve_runbook() is not None for rule in config.alerts)
+    assert {rule.severity for rule in config.alerts} == {"page", "ticket", "digest"}
 
 
 def test_regression_and_name_based_roles() -> None:

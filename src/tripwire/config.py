@@ -55,7 +55,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from tripwire.durations import Duration
+from tripwire.durations import Duration, format_duration, parse_duration
 
 __all__ = [
     "AlertRule",
@@ -172,22 +172,85 @@ class TopK(_Strict):
     top_k: PositiveInt
 
 
+Severity = Literal["page", "ticket", "digest"]
+
+
 class AlertRule(_Strict):
-    """One alert rule as written; the alert engine checks metric names and the like."""
+    """One alert rule: which metric, on which features and segments, when it breaches, for how
+    long, and who hears about it.
+
+    ``segment: all`` watches the whole population; ``each`` watches it and every tracked
+    segment; a list names segments as ``column=value``. ``direction`` defaults to the way the
+    metric gets worse for static thresholds and to both ways for ``threshold_z``.
+    """
 
     name: str
     metric: str
     feature_set: Literal["all", "top_quartile_shap"] | TopK | list[str] = "all"
-    segment: Literal["all"] | list[str] = "all"
+    segment: Literal["all", "each"] | list[str] = "all"
     threshold: float | Literal["calibrated"] | None = None
-    direction: Literal["above", "below"] = "above"
+    direction: Literal["above", "below", "both"] | None = None
     threshold_z: float | None = None
     baseline: str | None = None
     window: Duration | None = None
-    severity: Literal["page", "ticket", "digest"] = "ticket"
+    severity: Severity = "ticket"
     runbook: Runbook | str | None = None
     owner: str | None = None
     route: str | None = None
+    min_samples: PositiveInt = 100
+    resolve_after: PositiveInt = 2
+    floor: float | None = None
+
+    @model_validator(mode="after")
+    def _semantics(self) -> AlertRule:
+        # Imported here: the catalog lives with the layers, which import this module.
+        from tripwire.layers.catalog import CATALOG
+
+        if self.metric not in CATALOG:
+            close = difflib.get_close_matches(self.metric, CATALOG, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _error_at(("metric",), f"unknown metric {self.metric!r}{hint}")
+        if self.runbook is None:
+            raise _error_at(
+                ("runbook",),
+                "every rule needs a runbook (what it means, what to check, who owns the fix)",
+            )
+        if (self.threshold is None) == (self.threshold_z is None):
+            raise _error_at(
+                ("threshold",),
+                "give exactly one of threshold (a number or 'calibrated') and threshold_z",
+            )
+        if self.threshold_z is not None:
+            if self.baseline is None:
+                raise _error_at(("baseline",), "threshold_z needs a baseline, e.g. 7d_trailing")
+            if self.baseline_length() is None:
+                raise _error_at(
+                    ("baseline",),
+                    f"expected a trailing baseline like 7d_trailing, got {self.baseline!r}",
+                )
+        elif self.baseline not in (None, "reference"):
+            raise _error_at(
+                ("baseline",),
+                "with threshold, baseline can only be 'reference' (threshold is then the change "
+                "from the reference's value); trailing baselines go with threshold_z",
+            )
+        if self.baseline == "reference" and not isinstance(self.threshold, float | int):
+            raise _error_at(("threshold",), "baseline: reference needs a numeric threshold")
+        if not CATALOG[self.metric].per_feature and self.feature_set != "all":
+            raise _error_at(
+                ("feature_set",),
+                f"{self.metric} is not a per-feature metric; leave feature_set out",
+            )
+        return self
+
+    def baseline_length(self) -> timedelta | None:
+        """The trailing baseline's length, from ``Nd_trailing`` (None when malformed)."""
+        if self.baseline is None or not self.baseline.endswith("_trailing"):
+            return None
+        try:
+            return parse_duration(self.baseline.removesuffix("_trailing"))
+        except ValueError:
+            return None
 
     def resolve_runbook(self) -> Runbook | None:
         """The runbook as a :class:`Runbook`; a bare string becomes ``what_it_means``.
@@ -198,6 +261,66 @@ class AlertRule(_Strict):
         if isinstance(self.runbook, str):
             return Runbook(what_it_means=self.runbook, what_to_check="", who_owns_the_fix="")
         return self.runbook
+
+
+class _Secret(_Strict):
+    """Channels read secrets from environment variables; the config only names them."""
+
+
+class SlackChannel(_Secret):
+    type: Literal["slack"]
+    webhook_url_env: str
+
+
+class PagerDutyChannel(_Secret):
+    type: Literal["pagerduty"]
+    routing_key_env: str
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class WebhookChannel(_Secret):
+    type: Literal["webhook"]
+    url: str
+    token_env: str | None = None  # sent as a bearer token when set
+
+
+class EmailChannel(_Secret):
+    type: Literal["email"]
+    to: Annotated[list[str], Field(min_length=1)]
+    sender: str = "tripwire@localhost"
+    smtp_host: str = "localhost"
+    smtp_port: PositiveInt = 25
+    starttls: bool = False
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+class AlertmanagerChannel(_Secret):
+    type: Literal["alertmanager"]
+    url: str  # the Alertmanager's base URL; alerts go to {url}/api/v2/alerts
+
+
+class ConsoleChannel(_Secret):
+    type: Literal["console"]
+
+
+Channel = Annotated[
+    SlackChannel
+    | PagerDutyChannel
+    | WebhookChannel
+    | EmailChannel
+    | AlertmanagerChannel
+    | ConsoleChannel,
+    Field(discriminator="type"),
+]
+
+
+def _console_route() -> dict[str, list[Channel]]:
+    return {"console": [ConsoleChannel(type="console")]}
+
+
+def _console_for_every_severity() -> dict[Severity, str]:
+    return {"page": "console", "ticket": "console", "digest": "console"}
 
 
 class Owner(_Strict):
@@ -229,6 +352,8 @@ class ModelConfig(_Strict):
     business_value: BusinessValue | None = None
     owners: list[Owner] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
+    routes: dict[str, list[Channel]] = Field(default_factory=_console_route)
+    severity_routes: dict[Severity, str] = Field(default_factory=_console_for_every_severity)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -262,7 +387,54 @@ class ModelConfig(_Strict):
             if rule.name in names:
                 raise _error_at(("alerts", i, "name"), f"duplicate alert name {rule.name!r}")
             names.add(rule.name)
+            self._check_rule(i, rule)
+        for severity, route in self.severity_routes.items():
+            if route not in self.routes:
+                raise _error_at(("severity_routes", severity), f"unknown route {route!r}")
         return self
+
+    def _check_rule(self, i: int, rule: AlertRule) -> None:
+        """What a rule can only be checked against the rest of the config."""
+        at: Loc = ("alerts", i)
+        by_importance = rule.feature_set == "top_quartile_shap" or isinstance(
+            rule.feature_set, TopK
+        )
+        if by_importance and self.importance is None:
+            raise _error_at(
+                (*at, "feature_set"),
+                f"rule {rule.name!r} selects features by importance, but the config has no "
+                "importance (a mapping or a CSV of mean |SHAP| per feature)",
+            )
+        if isinstance(rule.feature_set, list):
+            for j, feature in enumerate(rule.feature_set):
+                if feature not in self.columns.features:
+                    raise _error_at(
+                        (*at, "feature_set", j), f"{feature!r} is not in columns.features"
+                    )
+        if isinstance(rule.segment, list):
+            for j, segment in enumerate(rule.segment):
+                column, sep, _ = segment.partition("=")
+                if not sep or column not in self.columns.segments:
+                    raise _error_at(
+                        (*at, "segment", j),
+                        f"expected column=value with a column from columns.segments, got "
+                        f"{segment!r}",
+                    )
+        for field, length in (("window", rule.window), ("baseline", rule.baseline_length())):
+            if length is None:
+                continue
+            if length < self.window or length % self.window:
+                raise _error_at(
+                    (*at, field),
+                    f"{format_duration(length)} is not a whole number of "
+                    f"{format_duration(self.window)} windows",
+                )
+        if rule.route is not None and rule.route not in self.routes:
+            raise _error_at((*at, "route"), f"unknown route {rule.route!r}")
+
+    def route_for(self, rule: AlertRule) -> str:
+        """The route a rule's messages take: its own, else its severity's."""
+        return rule.route or self.severity_routes[rule.severity]
 
     @property
     def source(self) -> Path | None:

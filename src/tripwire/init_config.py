@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from tripwire.alerts.starter import starter_rules
 from tripwire.config import FeatureType, Task, parse_config
 
 __all__ = ["infer_config"]
@@ -56,24 +57,19 @@ _HEADER = """\
 # What was inferred, and from what:
 {reasons}"""
 
+_IMPORTANCE = """
+# Importance decides which features may page (feature_set: top_quartile_shap). Until you
+# replace these equal weights with mean |SHAP| per feature, every feature counts as important:
+#   tripwire importance --config tripwire.yaml --model model.pkl   (then importance: importance.csv)
+"""
+
 _FOOTER = """
-# Optional: mean |SHAP| per feature, as a mapping or a CSV with columns feature,importance.
-# importance: importance.csv
 # owners:
 #   - name: Your team
 #     contact: team@example.com
-# Example alert; uncomment and adapt.
-# alerts:
-#   - name: psi_top_feature_drift
-#     metric: psi
-#     feature_set: top_quartile_shap
-#     threshold: 0.25
-#     window: 3d
-#     severity: page
-#     runbook:
-#       what_it_means: The most important inputs no longer look like the reference data.
-#       what_to_check: Recent upstream changes, new traffic sources, schema changes.
-#       who_owns_the_fix: The team owning the feature pipeline.
+# Alerts go to the console until you add routes (slack, pagerduty, webhook, email,
+# alertmanager) and map severities to them with severity_routes.
+# Every rule needs its runbook: replace each TODO.
 """
 
 
@@ -112,7 +108,15 @@ def infer_config(table: pa.Table, name: str, reference_path: str) -> str:
     )
     if roles.skipped:
         header += f"# Left out, type not supported: {', '.join(roles.skipped)}\n"
-    text = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + _FOOTER
+    importance = {"importance": {feature: 1.0 for feature in roles.features}}
+    text = (
+        header
+        + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        + _IMPORTANCE
+        + yaml.safe_dump(importance, sort_keys=False, allow_unicode=True)
+        + _FOOTER
+        + starter_rules(task)
+    )
     # The output must load as is; failing here beats handing the user a broken file.
     parse_config(text, source="<inferred config>")
     return text

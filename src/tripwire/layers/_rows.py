@@ -39,6 +39,7 @@ def compare(
                 reason=reason,
                 n=n,
                 bound=(bounds or {}).get(metric),
+                reference=reference.get(metric),
             )
         )
     return rows

@@ -134,6 +134,7 @@ def input_rows(
                     n=cur.n_rows,
                     importance=weight,
                     bound=bound,
+                    reference=ref_null_share if metric == "null_share" else None,
                 )
             )
         psi = values["psi"][0]

@@ -21,6 +21,7 @@ class MetricRow(BaseModel):
     is reported without one; ``no_data`` or ``error`` with a ``reason`` when no value could be
     computed. ``threshold`` is the value at which the metric turns ``alert``. ``bound`` is the
     certified absolute error of a value computed from profiles (KS, Wasserstein, AUC).
+    ``reference`` is the reference window's value of the same metric, where one exists.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -36,8 +37,9 @@ class MetricRow(BaseModel):
     n: int = 0
     importance: float | None = None
     bound: float | None = None
+    reference: float | None = None
 
-    @field_validator("value", "threshold", "bound", mode="before")
+    @field_validator("value", "threshold", "bound", "reference", mode="before")
     @classmethod
     def _nan_is_none(cls, v: float | None) -> float | None:
         # JSON has no NaN; a missing value is None, and the reason says why.

@@ -1,0 +1,1 @@
+"""Alerts: rules over the metric history, incidents, calibration, routing and delivery."""
