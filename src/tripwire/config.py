@@ -255,7 +255,8 @@ class AlertRule(_Strict):
     def resolve_runbook(self) -> Runbook | None:
         """The runbook as a :class:`Runbook`; a bare string becomes ``what_it_means``.
 
-        >>> AlertRule(name="a", metric="psi", runbook="Inputs drifted.").resolve_runbook()
+        >>> rule = AlertRule(name="a", metric="psi", threshold=0.25, runbook="Inputs drifted.")
+        >>> rule.resolve_runbook()
         Runbook(what_it_means='Inputs drifted.', what_to_check='', who_owns_the_fix='')
         """
         if isinstance(self.runbook, str):
@@ -492,6 +493,13 @@ class ModelConfig(_Strict):
         window: 1d
         owners: []
         alerts: []
+        routes:
+          console:
+          - type: console
+        severity_routes:
+          page: console
+          ticket: console
+          digest: console
         """
         data = self.model_dump(mode="json", exclude_none=True)
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
