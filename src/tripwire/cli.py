@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from tripwire import __version__
-from tripwire.config import ConfigError, load_config
+from tripwire.commands.alerting import COMMANDS as ALERTING_COMMANDS
+from tripwire.commands.common import (
+    about,
+    config_option,
+    err,
+    fit_monitor,
+    out,
+    progress_bar,
+    reference_option,
+)
+from tripwire.config import ConfigError
 from tripwire.errors import TripwireError
+from tripwire.importance import importance_command
 from tripwire.monitor import Monitor
 from tripwire.report.summary import headline, worst_per_subject
 from tripwire.report.terminal import STYLE, print_report
 from tripwire.tabular import read_table
-
-out = Console()
-err = Console(stderr=True)
 
 
 class _Cli(click.Group):
@@ -58,49 +63,6 @@ def cli(debug: bool) -> None:
     Start with the built-in scenario:
       tripwire demo
     """
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The model's tripwire.yaml.",
-)
-reference_option = click.option(
-    "--reference",
-    type=click.Path(path_type=Path),
-    help="Reference data (Parquet or CSV); default: the config's `reference`.",
-)
-
-
-@contextmanager
-def _progress(total: int | None = None) -> Iterator[Progress]:
-    columns = [SpinnerColumn(), TextColumn("{task.description}")]
-    if total:
-        columns += [BarColumn(), TextColumn("{task.completed}/{task.total}")]
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
-        yield progress
-
-
-@contextmanager
-def _about(path: Path) -> Iterator[None]:
-    """Name the data file in errors about its content (a missing column, say)."""
-    try:
-        yield
-    except TripwireError as exc:
-        if str(path) in str(exc):
-            raise
-        raise TripwireError(f"{path}: {exc}") from exc
-
-
-def _fit(config_path: Path, reference: Path | None) -> Monitor:
-    config = load_config(config_path)
-    if reference is None and config.reference is None:
-        raise TripwireError(f"{config_path}: no --reference given and the config names none")
-    path = reference or config.resolve_path(str(config.reference))
-    with _about(path):
-        return Monitor(config).fit(read_table(path))
 
 
 @cli.command()
@@ -140,16 +102,16 @@ def check(
       tripwire check --config tripwire.yaml --reference reference.parquet \\
                      --current today.parquet --html report.html
     """
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("reading the config")
         if monitor_path is not None:
             progress.update(task, description=f"loading {monitor_path}")
             monitor = Monitor.load(monitor_path)
         else:
             progress.update(task, description="reading and fitting the reference")
-            monitor = _fit(config_path, reference)
+            monitor = fit_monitor(config_path, reference)
         progress.update(task, description=f"checking {current}")
-        with _about(current):
+        with about(current):
             report = monitor.check(read_table(current), window=current.stem)
     if html_path is not None:
         report.to_html(html_path)
@@ -179,9 +141,9 @@ def fit(config_path: Path, reference: Path | None, out_path: Path) -> None:
       tripwire fit --config tripwire.yaml --out fraud.monitor
       tripwire check --config tripwire.yaml --monitor fraud.monitor --current today.parquet
     """
-    with _progress() as progress:
+    with progress_bar() as progress:
         progress.add_task("reading and fitting the reference")
-        monitor = _fit(config_path, reference)
+        monitor = fit_monitor(config_path, reference)
         monitor.save(out_path)
     out.print(f"saved the fitted monitor to {out_path} ({out_path.stat().st_size:,} bytes)")
 
@@ -246,7 +208,7 @@ def demo(out_dir: Path, as_json: bool) -> None:
     from tripwire.demo.scenario import IMPORTANCE, LABEL_LAG_DAYS
     from tripwire.report.html import render_timeline
 
-    with _progress(total=31) as progress:
+    with progress_bar(total=31) as progress:
         task = progress.add_task("generating the scenario", total=31)
 
         def step(label: str) -> None:
@@ -343,6 +305,10 @@ def _print_timeline(days: list[Any], top: set[str], lag: int) -> None:
             _cell(report.select(layer="cost")),
         )
     out.print(table)
+
+
+for command in (*ALERTING_COMMANDS, importance_command):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -563,6 +563,25 @@ def parse_config(text: str, source: str = "<string>") -> ModelConfig:
         raise ConfigError(_describe(exc, root, source)) from None
 
 
+def load_rules(path: str | Path, config: ModelConfig) -> ModelConfig:
+    """``config`` with its ``alerts`` replaced by those of a rules file (``alerts:`` at the
+    top), validated against the rest of the config; errors name the rules file's lines."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read rules file") from exc
+    root, data = _compose(text, str(path))
+    if set(data) != {"alerts"}:
+        raise ConfigError(f"{path}:1: expected a mapping with only 'alerts' at the top level")
+    merged = config.model_dump(mode="json", exclude_none=True) | {"alerts": data["alerts"]}
+    try:
+        replaced = ModelConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, root, str(path))) from None
+    replaced._source = config._source
+    return replaced
+
+
 def _compose(text: str, source: str) -> tuple[yaml.MappingNode, Any]:
     # Composing first keeps every node's position, which plain yaml.safe_load throws away.
     loader = yaml.SafeLoader(text)

@@ -242,8 +242,9 @@ class Outbox:
 
     def backlog(self) -> int:
         """How many rows are still to be delivered."""
-        result = self._db.execute(f"SELECT count(*) FROM outbox WHERE {_PENDING}").fetchone()
-        return 0 if result is None else int(result[0])
+        # fetchall, not fetchone: DuckDB refuses a relation query while a result is unfinished.
+        ((count,),) = self._db.execute(f"SELECT count(*) FROM outbox WHERE {_PENDING}").fetchall()
+        return int(count)
 
     def _select(self, condition: str) -> list[OutboxRow]:
         rows = self._db.execute(
@@ -257,8 +258,8 @@ class Outbox:
             f"SELECT 1 FROM outbox WHERE {_PENDING} AND event = 'firing' AND dedup_key = ? "
             "AND route = ? AND channel_index = ? LIMIT 1",
             [row.dedup_key, row.route, row.channel_index],
-        ).fetchone()
-        return found is not None
+        ).fetchall()
+        return bool(found)
 
     def _attempt(
         self,

@@ -1,0 +1,1 @@
+"""The ``tripwire`` subcommands, grouped by what they do; ``tripwire.cli`` assembles them."""

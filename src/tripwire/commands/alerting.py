@@ -1,0 +1,398 @@
+"""Commands of the monitoring loop: run, rules check, calibrate, backtest, gate, digest."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from tripwire.alerts.backtest import backtest as run_backtest
+from tripwire.alerts.calibrate import calibrate as run_calibrate
+from tripwire.alerts.digest import build_digest, to_html, to_markdown
+from tripwire.alerts.engine import Incident, rule_features
+from tripwire.alerts.gate import decide
+from tripwire.commands.common import (
+    config_option,
+    fit_monitor,
+    open_store,
+    out,
+    progress_bar,
+    read_logs,
+    reference_option,
+    store_option,
+)
+from tripwire.config import load_config, load_rules
+from tripwire.durations import format_duration, parse_duration
+from tripwire.errors import TripwireError
+from tripwire.job import derive_incidents
+from tripwire.job import run as run_job
+from tripwire.report.terminal import STYLE
+
+
+def _duration(_: click.Context, __: click.Parameter, value: str | None) -> timedelta | None:
+    try:
+        return None if value is None else parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _when(moment: datetime) -> str:
+    return (
+        f"{moment:%Y-%m-%d}" if moment.time() == datetime.min.time() else f"{moment:%Y-%m-%d %H:%M}"
+    )
+
+
+def _incident_table(incidents: list[Incident], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("rule", "severity", "what", "since", "opened", "resolved", "value", "limit"):
+        # In a narrow terminal only "what" wraps; truncated rule names and dates are useless.
+        table.add_column(column, no_wrap=column != "what")
+    for i in incidents:
+        where = f"{i.metric} {i.feature}".strip() + (
+            "" if i.segment == "all" else f" [{i.segment}]"
+        )
+        table.add_row(
+            i.rule,
+            Text(i.severity, STYLE["alert"] if i.severity == "page" else ""),
+            Text(where),
+            _when(i.evidence_start),
+            _when(i.opened_at),
+            "open" if i.resolved_at is None else _when(i.resolved_at),
+            "—" if i.value is None else f"{i.value:.3g}",
+            "—" if i.threshold is None else f"{i.threshold:.3g}",
+        )
+    return table
+
+
+def _incident_json(i: Incident) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in i.__dict__.items()}
+
+
+@click.command()
+@config_option
+@reference_option
+@store_option
+@click.option("--data", required=True, help="Logged predictions: a file or a glob of files.")
+@click.option("--window", callback=_duration, help="Window length (default: the config's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run(
+    config_path: Path,
+    reference: Path | None,
+    store_path: Path | None,
+    data: str,
+    window: timedelta | None,
+    as_json: bool,
+) -> None:
+    """Run the monitoring job: check every window in the data, store the metric rows, evaluate
+    the alert rules over the stored history and deliver what they raise.
+
+    Re-running a window replaces its rows, so the job is safe to repeat.
+
+    \b
+    Example:
+      tripwire run --config tripwire.yaml --data 'logs/*.parquet' --window 1d
+    """
+    monitor = fit_monitor(config_path, reference)
+    length = window or monitor.config.window
+    logs = read_logs(data)
+    with progress_bar() as progress, open_store(monitor.config, store_path) as store:
+        task = progress.add_task("checking windows")
+
+        def step(start: datetime) -> None:
+            progress.update(task, description=f"checked the window of {start:%Y-%m-%d %H:%M}")
+
+        result = run_job(monitor, store, logs, length, step=step)
+    open_now = [i for i in result.incidents if i.is_open]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "windows": [w.isoformat() for w in result.windows],
+                    "incidents": [_incident_json(i) for i in result.incidents],
+                    "announced": result.announced,
+                    "delivered": result.delivery.delivered,
+                    "failed": result.delivery.failed + result.delivery.dead,
+                },
+                indent=2,
+            )
+        )
+        return
+    out.print(
+        f"checked {len(result.windows)} {format_duration(length)} windows of "
+        f"{monitor.config.name}; {len(open_now)} open incidents, "
+        f"{len(result.incidents) - len(open_now)} resolved"
+    )
+    if result.incidents:
+        out.print(_incident_table(result.incidents, "Incidents"))
+    d = result.delivery
+    out.print(
+        f"alerts: {result.announced} queued, {d.delivered} delivered, {d.failed} to retry, "
+        f"{d.dead} given up"
+    )
+
+
+@click.group()
+def rules() -> None:
+    """Alert rules."""
+
+
+@rules.command("check")
+@click.argument("config_path", type=click.Path(path_type=Path))
+def rules_check(config_path: Path) -> None:
+    """Validate a config's alert rules (metric names, thresholds, windows, runbooks, routes),
+    the same way the job does at load, and show what each watches.
+
+    \b
+    Example:
+      tripwire rules check tripwire.yaml
+    """
+    config = load_config(config_path)
+    importance = config.resolve_importance() if config.importance else {}
+    table = Table(title=f"{len(config.alerts)} rules in {config_path}: valid", title_justify="left")
+    for column in ("rule", "metric", "watches", "threshold", "window", "severity", "route"):
+        table.add_column(column, no_wrap=column == "rule")
+    for rule in config.alerts:
+        features = [f for f in rule_features(rule, config, importance) if f]
+        watches = f"{len(features)} features" if features else "the outputs"
+        if rule.threshold_z is not None:
+            limit = f"z {rule.threshold_z} vs {rule.baseline}"
+        elif rule.baseline == "reference":
+            limit = f"{rule.threshold} from the reference"
+        else:
+            limit = str(rule.threshold)
+        table.add_row(
+            rule.name,
+            rule.metric,
+            watches,
+            limit,
+            format_duration(rule.window) if rule.window else "1 window",
+            rule.severity,
+            config.route_for(rule),
+        )
+    out.print(table)
+
+
+@click.command()
+@config_option
+@store_option
+@click.option("--days", default=14, show_default=True, help="Normal days to learn from.")
+@click.option("--quantile", default=0.95, show_default=True, help="Quantile of normal values.")
+def calibrate(config_path: Path, store_path: Path | None, days: int, quantile: float) -> None:
+    """Learn per-feature thresholds for rules with `threshold: calibrated` from the last days
+    of stored history, leaving out days inside incidents or marked abnormal.
+
+    \b
+    Example:
+      tripwire calibrate --config tripwire.yaml --days 14
+    """
+    config = load_config(config_path)
+    importance = config.resolve_importance() if config.importance else {}
+    with open_store(config, store_path) as store:
+        windows = store.window_starts(config.name, config.window)
+        if not windows:
+            raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
+        history = store.history(config.name, config.window)
+        excluded: dict[tuple[str, str], set[datetime]] = {
+            ("*", "*"): store.abnormal_windows(config.name)
+        }
+        for incident in store.incidents(config.name).to_pylist():
+            end = incident["resolved_at"] or windows[-1]
+            inside = {w for w in windows if incident["evidence_start"] <= w <= end}
+            excluded.setdefault((incident["feature"], incident["segment"]), set()).update(inside)
+        found, notes = run_calibrate(
+            config, history, windows, config.window, importance, excluded, days, quantile
+        )
+        for c in found:
+            store.save_calibration(
+                config.name,
+                c.metric,
+                c.feature,
+                c.segment,
+                c.threshold,
+                c.quantile,
+                c.floor,
+                c.windows_used,
+            )
+    table = Table(title=f"{len(found)} calibrated thresholds", title_justify="left")
+    for column in ("metric", "feature", "segment", "threshold", "floor", "normal windows"):
+        table.add_column(column)
+    for c in found:
+        table.add_row(
+            c.metric,
+            Text(c.feature),
+            Text(c.segment),
+            f"{c.threshold:.4g}",
+            f"{c.floor:.4g}",
+            str(len(c.windows_used)),
+        )
+    out.print(table)
+    for note in notes:
+        out.print(Text(note, "yellow"))
+
+
+@click.command()
+@config_option
+@store_option
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A YAML file with the proposed `alerts:` list.",
+)
+@click.option("--from", "since", type=click.DateTime(), help="First window to replay.")
+@click.option("--to", "until", type=click.DateTime(), help="Replay windows before this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def backtest(
+    config_path: Path,
+    store_path: Path | None,
+    rules_path: Path,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Replay stored history through proposed rules with the production code path; nothing
+    is sent. Shows per rule how many incidents, when, where, and the diff against the
+    current rules.
+
+    \b
+    Example:
+      tripwire backtest --config tripwire.yaml --rules new-rules.yaml \\
+                        --from 2026-10-01 --to 2026-11-01
+    """
+    config = load_config(config_path)
+    proposed = load_rules(rules_path, config)
+    importance = config.resolve_importance() if config.importance else {}
+    with open_store(config, store_path) as store:
+        windows = [
+            w
+            for w in store.window_starts(config.name, config.window)
+            if (since is None or w >= since) and (until is None or w < until)
+        ]
+        if not windows:
+            raise TripwireError("no stored windows in that period: run `tripwire run` first")
+        history = store.history(config.name, config.window, since=since, until=until)
+        calibrations = store.calibrations(config.name).to_pylist()
+    calibrated = {(c["metric"], c["feature"], c["segment"]): c["threshold"] for c in calibrations}
+    result = run_backtest(config, proposed, history, windows, config.window, importance, calibrated)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "windows": len(windows),
+                    "per_rule": result.per_rule(),
+                    "incidents": [_incident_json(i) for i in result.proposed],
+                    "added": [_incident_json(i) for i in result.added],
+                    "removed": [_incident_json(i) for i in result.removed],
+                },
+                indent=2,
+            )
+        )
+        return
+    out.print(
+        f"replayed {len(windows)} windows ({windows[0]:%Y-%m-%d} to {windows[-1]:%Y-%m-%d}); "
+        "nothing was sent"
+    )
+    counts = Table(title="Incidents per proposed rule", title_justify="left")
+    counts.add_column("rule")
+    counts.add_column("incidents", justify="right")
+    for name in [r.name for r in proposed.alerts]:
+        counts.add_row(name, str(result.per_rule().get(name, 0)))
+    out.print(counts)
+    out.print(_incident_table(result.added, f"{len(result.added)} more than the current rules"))
+    out.print(_incident_table(result.removed, f"{len(result.removed)} fewer"))
+
+
+@click.command()
+@config_option
+@reference_option
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@click.pass_context
+def gate(
+    ctx: click.Context,
+    config_path: Path,
+    reference: Path | None,
+    store_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Decide whether to retrain: `retrain` needs drift on important features AND a measured
+    performance drop (or, with labels under 7 days late, a performance drop alone);
+    otherwise `investigate` or `hold`. Exit code: hold 0, investigate 10, retrain 20.
+
+    \b
+    Example:
+      tripwire gate --config tripwire.yaml --json && echo "nothing to do"
+    """
+    monitor = fit_monitor(config_path, reference)
+    with open_store(monitor.config, store_path) as store:
+        incidents, _ = derive_incidents(monitor, store, monitor.config.window)
+    result = decide(monitor.config, incidents, monitor.importance_)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "decision": result.decision,
+                    "exit_code": result.exit_code,
+                    "reasons": result.reasons,
+                    "drift": [_incident_json(i) for i in result.drift],
+                    "performance": [_incident_json(i) for i in result.performance],
+                },
+                indent=2,
+            )
+        )
+    else:
+        style = {"hold": "green", "investigate": "yellow", "retrain": "bold red"}[result.decision]
+        out.print(Text(f"decision: {result.decision}", style))
+        for reason in result.reasons:
+            out.print(Text(f"  - {reason}"))
+    ctx.exit(result.exit_code)
+
+
+@click.command()
+@config_option
+@store_option
+@click.option("--days", default=7, show_default=True, help="How many days back the digest covers.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to write digest.md and digest.html.",
+)
+def digest(config_path: Path, store_path: Path | None, days: int, out_dir: Path) -> None:
+    """Write the digest of features outside the paging set: what moved, by how much, since
+    when; and the digest-severity incidents.
+
+    \b
+    Example:
+      tripwire digest --config tripwire.yaml --days 7 --out reports/
+    """
+    config = load_config(config_path)
+    importance = config.resolve_importance() if config.importance else {}
+    with open_store(config, store_path) as store:
+        windows = store.window_starts(config.name, config.window)
+        if not windows:
+            raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
+        until = windows[-1] + config.window
+        since = until - timedelta(days=days)
+        history = store.history(config.name, config.window, since=since, until=until)
+        incidents = [
+            Incident(**{k: v for k, v in row.items() if k not in ("namespace", "updated_at")})
+            for row in store.incidents(config.name).to_pylist()
+        ]
+    result = build_digest(config, history, importance, incidents, since, until)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "digest.md").write_text(to_markdown(result), encoding="utf-8")
+    (out_dir / "digest.html").write_text(to_html(result), encoding="utf-8")
+    out.print(to_markdown(result))
+    out.print(f"wrote {out_dir / 'digest.md'} and {out_dir / 'digest.html'}")
+
+
+COMMANDS = (run, rules, calibrate, backtest, gate, digest)

@@ -1,0 +1,177 @@
+"""The monitoring job: split logged data into windows, profile and check each, store the rows,
+then evaluate the alert rules over the stored history and deliver what they imply.
+
+This is what ``tripwire run`` runs; a scheduler calls the same function as windows close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tripwire.alerts.engine import Incident, evaluate
+from tripwire.alerts.notify import announcements
+from tripwire.alerts.outbox import DeliveryReport, Outbox
+from tripwire.config import AlertRule
+from tripwire.errors import TripwireError
+from tripwire.monitor import Monitor
+from tripwire.profile import serialize
+from tripwire.profile.window import merge_windows
+from tripwire.report.model import Report
+from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
+
+
+@dataclass
+class JobResult:
+    windows: list[datetime] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    announced: int = 0
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+
+
+def window_starts(timestamps: pa.ChunkedArray, length: timedelta) -> np.ndarray:
+    """Each row's window start: its UTC timestamp floored to a multiple of ``length``."""
+    micros = pc.cast(timestamps, pa.timestamp("us")).to_numpy(zero_copy_only=False)
+    if np.isnat(micros).any():
+        raise TripwireError(f"{int(np.isnat(micros).sum())} rows have no timestamp")
+    step = np.timedelta64(int(length.total_seconds() * 1_000_000), "us")
+    epoch = np.datetime64(0, "us")
+    starts: np.ndarray = epoch + ((micros - epoch) // step) * step
+    return starts
+
+
+def check_windows(
+    monitor: Monitor,
+    store: DuckDBStore,
+    data: pa.Table,
+    length: timedelta,
+    namespace: str = PRODUCTION,
+    step: Callable[[datetime], None] = lambda _: None,
+) -> list[datetime]:
+    """Profile and check every window present in ``data``; store profile and rows (replacing
+    a window's earlier results, so re-running is idempotent)."""
+    config = monitor.config
+    column = config.columns.timestamp
+    if column is None or column not in data.column_names:
+        raise TripwireError(
+            f"windows need the timestamp column; set columns.timestamp in the config "
+            f"(the data has: {', '.join(data.column_names)})"
+        )
+    starts = window_starts(data.column(column), length)
+    order = np.argsort(starts, kind="stable")
+    data, starts = data.take(order), starts[order]
+    distinct, first = np.unique(starts, return_index=True)
+    bounds = [*first.tolist(), len(starts)]
+    done = []
+    for i, start64 in enumerate(distinct):
+        start = start64.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+        chunk = data.slice(bounds[i], bounds[i + 1] - bounds[i])
+        windows = monitor.profile(chunk)
+        report = monitor.evaluate(windows, window=f"{start:%Y-%m-%d %H:%M}")
+        store.write_window(
+            config.name,
+            start,
+            length,
+            report.rows,
+            serialize.to_bytes(windows),
+            chunk.num_rows,
+            namespace,
+        )
+        done.append(start)
+        step(start)
+    return done
+
+
+def derive_incidents(
+    monitor: Monitor,
+    store: DuckDBStore,
+    length: timedelta,
+    namespace: str = PRODUCTION,
+    rules: list[AlertRule] | None = None,
+) -> tuple[list[Incident], list[datetime]]:
+    """All incidents the rules imply over the stored history of windows of ``length``."""
+    config = monitor.config
+    # Window starts are naive UTC throughout the store and the engine.
+    windows = store.window_starts(config.name, length, namespace)
+    metrics = sorted({rule.metric for rule in (rules or config.alerts)})
+    history = store.history(config.name, length, metrics, namespace=namespace)
+    calibrations = store.calibrations(config.name).to_pylist()
+    calibrated = {(c["metric"], c["feature"], c["segment"]): c["threshold"] for c in calibrations}
+    incidents = evaluate(
+        config,
+        history,
+        [w.replace(tzinfo=None) for w in windows],
+        length,
+        monitor.importance_,
+        calibrated,
+        rules,
+    )
+    return incidents, windows
+
+
+def run(
+    monitor: Monitor,
+    store: DuckDBStore,
+    data: pa.Table,
+    length: timedelta,
+    now: datetime | None = None,
+    step: Callable[[datetime], None] = lambda _: None,
+) -> JobResult:
+    """Check the windows in ``data``, then evaluate rules, save incidents and deliver alerts."""
+    config = monitor.config
+    result = JobResult(windows=check_windows(monitor, store, data, length, step=step))
+    incidents, windows = derive_incidents(monitor, store, length)
+    result.incidents = incidents
+    store.save_incidents(config.name, incidents_table(incidents))
+    if not windows:
+        return result
+    outbox = Outbox(store.connection)
+    fired = outbox.fired_keys()
+    for msg in announcements(config, incidents, windows[-1], length, fired):
+        result.announced += outbox.enqueue(msg, config.routes[msg.route], now=now)
+    result.delivery = outbox.deliver_due(config.routes, now=now)
+    return result
+
+
+def incidents_table(incidents: list[Incident]) -> pa.Table:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [
+        {
+            "dedup_key": i.dedup_key,
+            "model": i.model,
+            "namespace": PRODUCTION,
+            "rule": i.rule,
+            "metric": i.metric,
+            "feature": i.feature,
+            "segment": i.segment,
+            "severity": i.severity,
+            "route": i.route,
+            "evidence_start": i.evidence_start,
+            "opened_at": i.opened_at,
+            "last_breach_at": i.last_breach_at,
+            "resolved_at": i.resolved_at,
+            "value": i.value,
+            "threshold": i.threshold,
+            "reopened": i.reopened,
+            "updated_at": now,
+        }
+        for i in incidents
+    ]
+    return pa.Table.from_pylist(rows) if rows else pa.table({})
+
+
+def merged_report(
+    monitor: Monitor, store: DuckDBStore, length: timedelta, end: datetime, span: timedelta
+) -> Report:
+    """The four layers over ``span`` ending at ``end`` (e.g. 7 days trailing), merged from the
+    stored profiles of the windows of ``length`` inside it: no raw data is read again."""
+    stored = store.profiles(monitor.config.name, length, end - span, end)
+    if not stored:
+        raise TripwireError(f"no stored {length} windows between {end - span} and {end}")
+    merged = merge_windows([serialize.from_bytes(blob) for _, blob in stored])
+    return monitor.evaluate(merged, window=f"{end - span:%Y-%m-%d} to {end:%Y-%m-%d}")

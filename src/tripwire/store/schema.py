@@ -1,0 +1,75 @@
+"""The store's tables, as numbered migrations: a store is upgraded by running the ones it lacks."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: metric history, window profiles, incidents, calibrations, abnormal windows.
+    """
+    CREATE TABLE windows (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        n_rows BIGINT NOT NULL,
+        profile BLOB NOT NULL,
+        computed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, namespace, window_start, window_seconds)
+    );
+    CREATE TABLE metrics (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        segment TEXT NOT NULL,
+        feature TEXT NOT NULL,  -- '' for metrics of the model's outputs
+        layer TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value DOUBLE,
+        status TEXT NOT NULL,
+        threshold DOUBLE,
+        reference DOUBLE,
+        n BIGINT NOT NULL,
+        importance DOUBLE,
+        bound DOUBLE,
+        reason TEXT,
+        PRIMARY KEY (model, namespace, window_start, window_seconds, segment, feature, metric)
+    );
+    CREATE TABLE incidents (
+        dedup_key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        route TEXT NOT NULL,
+        evidence_start TIMESTAMP NOT NULL,
+        opened_at TIMESTAMP NOT NULL,
+        last_breach_at TIMESTAMP NOT NULL,
+        resolved_at TIMESTAMP,
+        value DOUBLE,
+        threshold DOUBLE,
+        reopened INTEGER NOT NULL,
+        updated_at TIMESTAMP NOT NULL
+    );
+    CREATE TABLE calibrations (
+        model TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        threshold DOUBLE NOT NULL,
+        quantile DOUBLE NOT NULL,
+        floor DOUBLE NOT NULL,
+        windows_used TEXT NOT NULL,  -- JSON list of window starts
+        computed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, metric, feature, segment)
+    );
+    CREATE TABLE abnormal_windows (
+        model TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (model, window_start)
+    );
+    """,
+)
