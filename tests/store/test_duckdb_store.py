@@ -1,0 +1,577 @@
+"""The embedded DuckDB store, on real database files: migrations, idempotent windows, history
+queries, stored profiles that merge like the raw data, calibrations, incidents, persistence."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields, is_dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tripwire.config import parse_config
+from tripwire.errors import TripwireError
+from tripwire.layers.rows import MetricRow
+from tripwire.monitor import Monitor
+from tripwire.profile import serialize
+from tripwire.profile.window import merge_windows
+from tripwire.store import DuckDBStore
+from tripwire.store.schema import MIGRATIONS
+
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+T0 = datetime(2024, 5, 1)
+TABLES = {"windows", "metrics", "incidents", "calibrations", "abnormal_windows"}
+HISTORY_COLUMNS = [
+    "window_start",
+    "segment",
+    "feature",
+    "layer",
+    "metric",
+    "value",
+    "status",
+    "threshold",
+    "reference",
+    "n",
+    "importance",
+]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "tripwire.duckdb"
+
+
+def rows(psi: float = 0.3, auc: float | None = 0.81) -> list[MetricRow]:
+    """A small window's metric rows: inputs per feature and segment, an output metric, a gap."""
+    return [
+        MetricRow(
+            layer="inputs",
+            metric="psi",
+            feature="amount",
+            value=psi,
+            status="alert",
+            threshold=0.25,
+            n=1000,
+            importance=0.7,
+        ),
+        MetricRow(
+            layer="inputs",
+            metric="psi",
+            feature="amount",
+            segment="country=us",
+            value=0.05,
+            status="ok",
+            threshold=0.25,
+            n=400,
+            importance=0.7,
+        ),
+        MetricRow(
+            layer="inputs",
+            metric="null_share",
+            feature="amount",
+            value=0.02,
+            status="ok",
+            reference=0.01,
+            n=1000,
+        ),
+        MetricRow(
+            layer="performance",
+            metric="auc",
+            value=auc,
+            status="no_data" if auc is None else "ok",
+            reason="no labels yet" if auc is None else None,
+            reference=0.85,
+            n=300,
+            bound=0.01,
+        ),
+        MetricRow(
+            layer="predictions",
+            metric="mean_pred",
+            value=float("nan"),
+            status="error",
+            reason="no predictions",
+        ),
+    ]
+
+
+def write(store: DuckDBStore, start: datetime, length: timedelta = DAY, **kwargs: Any) -> None:
+    store.write_window(
+        "fraud", start, length, rows(**kwargs), profile=f"profile {start}".encode(), n_rows=1000
+    )
+
+
+def tables(store: DuckDBStore) -> set[str]:
+    found = store.connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return {name for (name,) in found}
+
+
+def versions(store: DuckDBStore) -> list[int]:
+    found = store.connection.execute(
+        "SELECT version FROM schema_version ORDER BY version"
+    ).fetchall()
+    return [version for (version,) in found]
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def test_migrations_create_the_tables_and_record_the_version(path):
+    with DuckDBStore(path) as store:
+        assert tables(store) >= TABLES
+        assert versions(store) == list(range(1, len(MIGRATIONS) + 1))
+    assert path.exists()
+
+
+def test_reopening_does_not_run_the_migrations_again(path):
+    with DuckDBStore(path) as store:
+        write(store, T0)
+    # Running migration 1 again would fail (CREATE TABLE of existing tables) or wipe data.
+    with DuckDBStore(path) as store:
+        assert versions(store) == list(range(1, len(MIGRATIONS) + 1))
+        assert store.window_starts("fraud", DAY) == [T0]
+
+
+def test_a_store_newer_than_the_code_is_refused_naming_the_file(path):
+    with DuckDBStore(path):
+        pass
+    with duckdb.connect(str(path)) as db:
+        db.execute("INSERT INTO schema_version VALUES (?)", [len(MIGRATIONS) + 1])
+    with pytest.raises(TripwireError, match="newer") as error:
+        DuckDBStore(path)
+    assert str(path) in str(error.value)
+
+
+def test_an_unreadable_file_is_a_tripwire_error_naming_it(tmp_path):
+    bad = tmp_path / "not-a-database.duckdb"
+    bad.write_bytes(b"this is not a duckdb file" * 100)
+    with pytest.raises(TripwireError) as error:
+        DuckDBStore(bad)
+    assert str(bad) in str(error.value)
+
+
+def test_in_memory_store():
+    with DuckDBStore(":memory:") as store:
+        write(store, T0)
+        assert store.history("fraud", DAY).num_rows == len(rows())
+
+
+# --- windows and metric history --------------------------------------------------------------
+
+
+def test_write_window_then_history_returns_the_rows(path):
+    with DuckDBStore(path) as store:
+        write(store, T0)
+        got = store.history("fraud", DAY)
+    assert got.column_names == HISTORY_COLUMNS
+    assert got.schema.field("window_start").type == pa.timestamp("us")
+    assert got.schema.field("value").type == pa.float64()
+    assert got.schema.field("n").type == pa.int64()
+    # Oldest first, then by segment, feature and metric.
+    assert got.to_pylist() == [
+        {
+            "window_start": T0,
+            "segment": "all",
+            "feature": "",
+            "layer": "performance",
+            "metric": "auc",
+            "value": 0.81,
+            "status": "ok",
+            "threshold": None,
+            "reference": 0.85,
+            "n": 300,
+            "importance": None,
+        },
+        {
+            "window_start": T0,
+            "segment": "all",
+            "feature": "",
+            "layer": "predictions",
+            "metric": "mean_pred",
+            "value": None,  # NaN is stored as missing
+            "status": "error",
+            "threshold": None,
+            "reference": None,
+            "n": 0,
+            "importance": None,
+        },
+        {
+            "window_start": T0,
+            "segment": "all",
+            "feature": "amount",
+            "layer": "inputs",
+            "metric": "null_share",
+            "value": 0.02,
+            "status": "ok",
+            "threshold": None,
+            "reference": 0.01,
+            "n": 1000,
+            "importance": None,
+        },
+        {
+            "window_start": T0,
+            "segment": "all",
+            "feature": "amount",
+            "layer": "inputs",
+            "metric": "psi",
+            "value": 0.3,
+            "status": "alert",
+            "threshold": 0.25,
+            "reference": None,
+            "n": 1000,
+            "importance": 0.7,
+        },
+        {
+            "window_start": T0,
+            "segment": "country=us",
+            "feature": "amount",
+            "layer": "inputs",
+            "metric": "psi",
+            "value": 0.05,
+            "status": "ok",
+            "threshold": 0.25,
+            "reference": None,
+            "n": 400,
+            "importance": 0.7,
+        },
+    ]
+
+
+def test_bound_and_reason_are_stored_too(path):
+    with DuckDBStore(path) as store:
+        write(store, T0)
+        got = store.connection.execute(
+            "SELECT metric, bound, reason FROM metrics ORDER BY metric"
+        ).fetchall()
+    assert got == [
+        ("auc", 0.01, None),
+        ("mean_pred", None, "no predictions"),
+        ("null_share", None, None),
+        ("psi", None, None),
+        ("psi", None, None),
+    ]
+
+
+def test_writing_a_window_again_replaces_its_rows(path):
+    with DuckDBStore(path) as store:
+        write(store, T0, psi=0.3)
+        write(store, T0 + DAY, psi=0.4)
+        store.write_window("fraud", T0, DAY, rows(psi=0.9)[:1], profile=b"second", n_rows=5)
+        got = store.history("fraud", DAY)
+        starts = store.window_starts("fraud", DAY)
+        profiles = store.profiles("fraud", DAY, T0, T0 + 2 * DAY)
+        n_rows = store.connection.execute(
+            "SELECT window_start, n_rows FROM windows ORDER BY window_start"
+        ).fetchall()
+    first = got.filter(pa.compute.equal(got["window_start"], pa.scalar(T0, pa.timestamp("us"))))
+    assert first.select(["metric", "feature", "value"]).to_pylist() == [
+        {"metric": "psi", "feature": "amount", "value": 0.9}
+    ]
+    # The other window is untouched.
+    assert got.num_rows == 1 + len(rows())
+    assert starts == [T0, T0 + DAY]
+    assert profiles == [(T0, b"second"), (T0 + DAY, f"profile {T0 + DAY}".encode())]
+    assert n_rows == [(T0, 5), (T0 + DAY, 1000)]
+
+
+def test_writing_the_same_window_twice_is_idempotent(path):
+    with DuckDBStore(path) as store:
+        write(store, T0)
+        once = store.history("fraud", DAY)
+        write(store, T0)
+        assert store.history("fraud", DAY).equals(once)
+        assert store.window_starts("fraud", DAY) == [T0]
+
+
+def test_a_window_without_rows_is_still_a_window(path):
+    with DuckDBStore(path) as store:
+        write(store, T0)
+        store.write_window("fraud", T0, DAY, [], profile=b"empty", n_rows=0)
+        assert store.window_starts("fraud", DAY) == [T0]
+        assert store.history("fraud", DAY).num_rows == 0
+        assert store.profiles("fraud", DAY, T0, T0 + DAY) == [(T0, b"empty")]
+
+
+def test_history_filters_by_metric_time_length_model_and_namespace(path):
+    with DuckDBStore(path) as store:
+        for day in range(5):
+            write(store, T0 + day * DAY, psi=0.1 * day)
+        write(store, T0, WEEK, psi=0.77)
+        store.write_window("other", T0, DAY, rows(psi=0.55), profile=b"x", n_rows=1)
+        store.write_window("fraud", T0, DAY, rows(psi=0.66), b"x", 1, namespace="shadow")
+
+        psi = store.history("fraud", DAY, metrics=["psi"])
+        assert set(psi["metric"].to_pylist()) == {"psi"}
+        assert psi.num_rows == 2 * 5
+        both = store.history("fraud", DAY, metrics=["psi", "auc"])
+        assert set(both["metric"].to_pylist()) == {"psi", "auc"}
+        assert store.history("fraud", DAY, metrics=["ks"]).num_rows == 0
+
+        # [since, until): the window starting at `until` is left out.
+        ranged = store.history("fraud", DAY, metrics=["psi"], since=T0 + DAY, until=T0 + 3 * DAY)
+        assert sorted(set(ranged["window_start"].to_pylist())) == [T0 + DAY, T0 + 2 * DAY]
+        assert store.history("fraud", DAY, since=T0 + 4 * DAY).num_rows == len(rows())
+        assert store.history("fraud", DAY, until=T0 + DAY).num_rows == len(rows())
+
+        weekly = store.history("fraud", WEEK, metrics=["psi"])
+        assert weekly.filter(pa.compute.equal(weekly["segment"], "all"))["value"].to_pylist() == [
+            0.77
+        ]
+        assert store.window_starts("fraud", WEEK) == [T0]
+
+        other = store.history("other", DAY, metrics=["psi"], until=T0 + DAY)
+        assert 0.55 in other["value"].to_pylist()
+        shadow = store.history("fraud", DAY, metrics=["psi"], namespace="shadow")
+        assert 0.66 in shadow["value"].to_pylist()
+        production = store.history("fraud", DAY, metrics=["psi"])
+        assert not {0.55, 0.66, 0.77} & set(production["value"].to_pylist())
+
+        starts = store.history("fraud", DAY)["window_start"].to_pylist()
+        assert starts == sorted(starts)
+
+
+def test_aware_window_starts_are_stored_as_naive_utc(path):
+    plus_two = timezone(timedelta(hours=2))
+    with DuckDBStore(path) as store:
+        write(store, datetime(2024, 5, 1, 2, 0, tzinfo=plus_two))  # 00:00 UTC
+        assert store.window_starts("fraud", DAY) == [T0]
+        since = datetime(2024, 5, 1, tzinfo=UTC)
+        assert store.history("fraud", DAY, since=since).num_rows == len(rows())
+        assert store.history("fraud", DAY, until=since).num_rows == 0
+
+
+# --- stored profiles --------------------------------------------------------------------------
+
+MONITOR_CONFIG = parse_config(
+    """
+name: toy
+task: binary
+columns:
+  features: {x: numeric, country: categorical}
+  prediction: score
+  label: y
+  segments: [country]
+"""
+)
+
+
+def _data(rng: np.random.Generator, n: int, shift: float = 0.0) -> pa.Table:
+    score = rng.random(n)
+    x = rng.normal(shift, 1.0, n)
+    x[rng.random(n) < 0.02] = np.nan
+    return pa.table(
+        {
+            "x": x,
+            "country": rng.choice(["us", "de", "fr"], n, p=[0.5, 0.3, 0.2]),
+            "score": score,
+            "y": (rng.random(n) < score).astype(np.float64),
+        }
+    )
+
+
+def assert_same(a: Any, b: Any, where: str = "profile") -> None:
+    """Profiles equal field by field: integers exactly, floats to rtol 1e-12."""
+    assert type(a) is type(b), where
+    if is_dataclass(a):
+        for f in fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        assert a.shape == b.shape, where
+        if a.dtype.kind in "iub" or a.dtype.kind not in "fc":
+            np.testing.assert_array_equal(a, b, err_msg=where)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=where)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert (math.isnan(a) and math.isnan(b)) or math.isclose(
+            a, b, rel_tol=1e-12, abs_tol=1e-12
+        ), f"{where}: {a} != {b}"
+    else:
+        assert a == b, where
+
+
+def test_stored_profiles_merge_like_the_concatenated_data(path):
+    rng = np.random.default_rng(7)
+    monitor = Monitor(MONITOR_CONFIG).fit(_data(rng, 3000))
+    chunks = [_data(rng, n, shift) for n, shift in ((700, 0.0), (1100, 0.3), (500, 0.8))]
+    blobs = []
+    with DuckDBStore(path) as store:
+        for day, chunk in enumerate(chunks):
+            profile = monitor.profile(chunk)
+            blob = serialize.to_bytes(profile)
+            blobs.append(blob)
+            report = monitor.evaluate(profile)
+            store.write_window("toy", T0 + day * DAY, DAY, report.rows, blob, chunk.num_rows)
+    with DuckDBStore(path) as store:
+        stored = store.profiles("toy", DAY, T0, T0 + 3 * DAY)
+        assert store.profiles("toy", DAY, T0 + DAY, T0 + 2 * DAY) == [(T0 + DAY, blobs[1])]
+        assert store.profiles("toy", WEEK, T0, T0 + 3 * DAY) == []
+    assert stored == [(T0 + day * DAY, blob) for day, blob in enumerate(blobs)]
+    merged = merge_windows([serialize.from_bytes(blob) for _, blob in stored])
+    whole = monitor.profile(pa.concat_tables(chunks))
+    assert set(merged) == set(whole) == {"all", "country=us", "country=de", "country=fr"}
+    assert merged["all"].n_rows == sum(c.num_rows for c in chunks)
+    assert_same(merged, whole)
+    # And so the metrics of the merged window are those of the concatenation.
+    from_store = {(r.metric, r.feature, r.segment): r.value for r in monitor.evaluate(merged).rows}
+    direct = {(r.metric, r.feature, r.segment): r.value for r in monitor.evaluate(whole).rows}
+    assert from_store.keys() == direct.keys()
+    for key, value in direct.items():
+        if value is None:
+            assert from_store[key] is None, key
+        else:
+            assert from_store[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+# --- calibrations and abnormal windows -------------------------------------------------------
+
+
+def test_calibrations_round_trip_and_replace(path):
+    used = [T0, T0 + DAY, T0 + 2 * DAY]
+    with DuckDBStore(path) as store:
+        store.save_calibration("fraud", "psi", "amount", "all", 0.31, 0.99, 0.2, used)
+        store.save_calibration("fraud", "auc", "", "country=us", 0.7, 0.01, 0.6, used[:1])
+        store.save_calibration("fraud", "psi", "amount", "all", 0.35, 0.995, 0.2, used[1:])
+        store.save_calibration("other", "psi", "amount", "all", 9.0, 0.5, 0.1, used)
+    with DuckDBStore(path) as store:
+        table = store.calibrations("fraud")
+        assert store.calibrations("nobody").num_rows == 0
+    got = table.to_pylist()
+    assert [(c["metric"], c["feature"], c["segment"]) for c in got] == [
+        ("auc", "", "country=us"),
+        ("psi", "amount", "all"),
+    ]
+    auc, psi = got
+    assert (psi["threshold"], psi["quantile"], psi["floor"]) == (0.35, 0.995, 0.2)
+    assert [datetime.fromisoformat(w) for w in json.loads(psi["windows_used"])] == used[1:]
+    assert (auc["threshold"], auc["quantile"], auc["floor"]) == (0.7, 0.01, 0.6)
+    assert json.loads(auc["windows_used"]) == [T0.isoformat()]
+    assert all(c["model"] == "fraud" and isinstance(c["computed_at"], datetime) for c in got)
+
+
+def test_abnormal_windows_round_trip(path):
+    plus_two = timezone(timedelta(hours=2))
+    with DuckDBStore(path) as store:
+        store.mark_abnormal("fraud", T0, "outage")
+        store.mark_abnormal("fraud", T0, "outage, upstream")  # marking again replaces
+        store.mark_abnormal("fraud", datetime(2024, 5, 3, 2, tzinfo=plus_two), "holiday")
+        store.mark_abnormal("other", T0 + DAY, "test")
+    with DuckDBStore(path) as store:
+        assert store.abnormal_windows("fraud") == {T0, T0 + 2 * DAY}
+        assert store.abnormal_windows("other") == {T0 + DAY}
+        assert store.abnormal_windows("nobody") == set()
+        reasons = store.connection.execute(
+            "SELECT reason FROM abnormal_windows WHERE model = 'fraud' ORDER BY window_start"
+        ).fetchall()
+    assert reasons == [("outage, upstream",), ("holiday",)]
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+def incident(model: str, rule: str, day: int, namespace: str = "production") -> dict[str, Any]:
+    start = T0 + day * DAY
+    return {
+        "dedup_key": f"{model}/{rule}/amount/all/{start:%Y-%m-%dT%H:%M}",
+        "model": model,
+        "namespace": namespace,
+        "rule": rule,
+        "metric": "psi",
+        "feature": "amount",
+        "segment": "all",
+        "severity": "page",
+        "route": "console",
+        "evidence_start": start,
+        "opened_at": start + 2 * DAY,
+        "last_breach_at": start + 3 * DAY,
+        "resolved_at": None if day % 2 else start + 5 * DAY,
+        "value": 0.3 + day / 100,
+        "threshold": 0.25,
+        "reopened": day % 3,
+        "updated_at": T0 + 30 * DAY,
+    }
+
+
+def test_save_incidents_replaces_the_models_incidents(path):
+    first = [incident("fraud", "drift", 0), incident("fraud", "drift", 1)]
+    with DuckDBStore(path) as store:
+        store.save_incidents("fraud", pa.Table.from_pylist(first))
+        store.save_incidents("other", pa.Table.from_pylist([incident("other", "drift", 0)]))
+        assert store.incidents("fraud").to_pylist() == first
+
+        second = [incident("fraud", "drift", 1), incident("fraud", "auc", 4)]
+        store.save_incidents("fraud", pa.Table.from_pylist(second))
+        assert store.incidents("fraud").to_pylist() == second  # ordered by opened_at, rule
+        assert store.incidents("other").num_rows == 1
+
+        # Another namespace is separate.
+        store.save_incidents(
+            "fraud", pa.Table.from_pylist([incident("fraud", "shadow", 9, "shadow")]), "shadow"
+        )
+        assert store.incidents("fraud").to_pylist() == second
+        assert [i["rule"] for i in store.incidents("fraud", "shadow").to_pylist()] == ["shadow"]
+
+    with DuckDBStore(path) as store:
+        assert store.incidents("fraud").to_pylist() == second
+        # No incidents any more: an empty table clears them.
+        store.save_incidents("fraud", pa.table({}))
+        assert store.incidents("fraud").num_rows == 0
+        assert store.incidents("other").num_rows == 1
+
+
+def test_columns_may_come_in_any_order(path):
+    row = incident("fraud", "drift", 0)
+    shuffled = pa.Table.from_pylist([dict(reversed(list(row.items())))])
+    with DuckDBStore(path) as store:
+        store.save_incidents("fraud", shuffled)
+        assert store.incidents("fraud").to_pylist() == [row]
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+
+def test_everything_persists_after_close_and_reopen(path):
+    store = DuckDBStore(path)
+    write(store, T0)
+    write(store, T0 + DAY, psi=0.5)
+    store.mark_abnormal("fraud", T0, "outage")
+    store.save_calibration("fraud", "psi", "amount", "all", 0.3, 0.99, 0.2, [T0])
+    store.save_incidents("fraud", pa.Table.from_pylist([incident("fraud", "drift", 0)]))
+    before = (
+        store.history("fraud", DAY),
+        store.window_starts("fraud", DAY),
+        store.profiles("fraud", DAY, T0, T0 + 2 * DAY),
+        store.calibrations("fraud"),
+        store.incidents("fraud"),
+    )
+    store.close()
+
+    reopened = DuckDBStore(path)
+    try:
+        after = (
+            reopened.history("fraud", DAY),
+            reopened.window_starts("fraud", DAY),
+            reopened.profiles("fraud", DAY, T0, T0 + 2 * DAY),
+            reopened.calibrations("fraud"),
+            reopened.incidents("fraud"),
+        )
+        assert reopened.abnormal_windows("fraud") == {T0}
+    finally:
+        reopened.close()
+    assert after[0].equals(before[0])
+    assert after[1:3] == before[1:3]
+    assert after[3].equals(before[3]) and after[4].equals(before[4])
+    assert after[0].num_rows == 2 * len(rows())
