@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import html
-import json
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from tripwire import __version__
@@ -23,12 +20,12 @@ from tripwire.commands.common import (
     progress_bar,
     reference_option,
 )
+from tripwire.commands.demo import demo
 from tripwire.config import ConfigError
 from tripwire.errors import TripwireError
 from tripwire.importance import importance_command
 from tripwire.monitor import Monitor
-from tripwire.report.summary import headline, worst_per_subject
-from tripwire.report.terminal import STYLE, print_report
+from tripwire.report.terminal import print_report
 from tripwire.tabular import read_table
 
 
@@ -184,130 +181,7 @@ def init(reference: Path, name: str | None, out_path: Path, force: bool) -> None
     out.print(f"  tripwire check --config {out_path} --current <window.parquet>")
 
 
-@cli.command()
-@click.option(
-    "--out",
-    "out_dir",
-    default=Path("tripwire-demo"),
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Where to write the scenario and report.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def demo(out_dir: Path, as_json: bool) -> None:
-    """Run the whole loop on a built-in fraud scenario: 30 days, five incidents.
-
-    Generates a reference and 30 days of traffic (nothing is downloaded), checks each day as
-    production would, prints a day-by-day four-layer timeline and writes an HTML report.
-
-    \b
-    Example:
-      tripwire demo --out /tmp/tripwire-demo
-    """
-    from tripwire.demo import run as demo_run
-    from tripwire.demo.scenario import IMPORTANCE, LABEL_LAG_DAYS
-    from tripwire.report.html import render_timeline
-
-    with progress_bar(total=31) as progress:
-        task = progress.add_task("generating the scenario", total=31)
-
-        def step(label: str) -> None:
-            progress.update(task, advance=1, description=f"checked {label}")
-
-        days = demo_run.run(out_dir, step)
-    found = demo_run.findings(days)
-    report_path = out_dir / "report.html"
-    extra = (
-        "<section><h2>What tripwire found</h2><ul>"
-        + "".join(
-            f"<li><b>{html.escape(f.incident)}</b>: "
-            + (
-                f"first flagged {f.first_flagged} ({html.escape(f.evidence)})"
-                if f.first_flagged
-                else "not flagged"
-            )
-            + "</li>"
-            for f in found
-        )
-        + "</ul></section>"
-    )
-    report_path.write_text(
-        render_timeline(
-            "tripwire demo: fraud-detector, 30 days",
-            [(str(d.date), d.timeline_report) for d in days],
-            extra,
-        ),
-        encoding="utf-8",
-    )
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "report": str(report_path),
-                    "findings": [
-                        {
-                            "incident": f.incident,
-                            "first_flagged": str(f.first_flagged or ""),
-                            "evidence": f.evidence,
-                        }
-                        for f in found
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return
-    _print_timeline(days, demo_run.top_quartile(IMPORTANCE), LABEL_LAG_DAYS)
-    out.print("\n[bold]What tripwire found[/]")
-    for f in found:
-        when = (
-            f"first flagged {f.first_flagged}: {f.evidence}" if f.first_flagged else "not flagged"
-        )
-        out.print(f"  {f.incident}\n    {when}")
-    out.print(f"\nHTML report: {report_path}")
-    out.print(
-        f"Replay a day: tripwire check --config {out_dir}/tripwire.yaml "
-        f"--current {out_dir}/days/{days[11].date}.parquet"
-    )
-
-
-def _cell(rows: list[Any], top: set[str] | None = None) -> Text:
-    text = Text()
-    for row in worst_per_subject(rows)[:2]:
-        if text:
-            text.append("\n")
-        text.append(headline(row), STYLE.get(row.status, "dim"))
-        if top is not None and row.feature and row.feature not in top:
-            text.append(" (digest)", "dim")
-    more = len(worst_per_subject(rows)) - 2
-    if more > 0:
-        text.append(f"\n+{more} more", "dim")
-    return text or Text("ok", "green")
-
-
-def _print_timeline(days: list[Any], top: set[str], lag: int) -> None:
-    table = Table(title="Day by day (segment rows in brackets)", title_justify="left")
-    table.add_column("day")
-    table.add_column("inputs")
-    table.add_column("predictions")
-    table.add_column(f"performance\n(labels {lag} days late)")
-    table.add_column("cost / latency")
-    for day in days:
-        report, labelled = day.report, day.labelled
-        inputs = report.select(layer="inputs", segment="all")
-        table.add_row(
-            str(day.date),
-            _cell(inputs, top),
-            _cell(report.select(layer="predictions")),
-            _cell(labelled.select(layer="performance", segment=None))
-            if labelled
-            else Text("awaiting labels", "dim"),
-            _cell(report.select(layer="cost")),
-        )
-    out.print(table)
-
-
-for command in (*ALERTING_COMMANDS, importance_command):
+for command in (*ALERTING_COMMANDS, demo, importance_command):
     cli.add_command(command)
 
 

@@ -52,9 +52,9 @@ def check_windows(
     length: timedelta,
     namespace: str = PRODUCTION,
     step: Callable[[datetime], None] = lambda _: None,
-) -> list[datetime]:
+) -> list[tuple[datetime, Report]]:
     """Profile and check every window present in ``data``; store profile and rows (replacing
-    a window's earlier results, so re-running is idempotent)."""
+    a window's earlier results, so re-running is idempotent). Returns each window's report."""
     config = monitor.config
     column = config.columns.timestamp
     if column is None or column not in data.column_names:
@@ -67,7 +67,7 @@ def check_windows(
     data, starts = data.take(order), starts[order]
     distinct, first = np.unique(starts, return_index=True)
     bounds = [*first.tolist(), len(starts)]
-    done = []
+    done: list[tuple[datetime, Report]] = []
     for i, start64 in enumerate(distinct):
         start = start64.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
         chunk = data.slice(bounds[i], bounds[i + 1] - bounds[i])
@@ -82,7 +82,7 @@ def check_windows(
             chunk.num_rows,
             namespace,
         )
-        done.append(start)
+        done.append((start, report))
         step(start)
     return done
 
@@ -124,7 +124,8 @@ def run(
 ) -> JobResult:
     """Check the windows in ``data``, then evaluate rules, save incidents and deliver alerts."""
     config = monitor.config
-    result = JobResult(windows=check_windows(monitor, store, data, length, step=step))
+    checked = check_windows(monitor, store, data, length, step=step)
+    result = JobResult(windows=[start for start, _ in checked])
     incidents, windows = derive_incidents(monitor, store, length)
     result.incidents = incidents
     store.save_incidents(config.name, incidents_table(incidents))

@@ -586,3 +586,15 @@ def test_value_and_threshold_arrays_are_plain_floats():
     )
     assert type(incident.value) is float and type(incident.threshold) is float
     assert not isinstance(incident.value, np.floating)
+
+
+# --- history outside the evaluated windows ---------------------------------------------------
+
+
+def test_rows_outside_the_evaluated_windows_are_ignored():
+    config = make_config(PSI_3D)
+    # Breaches everywhere, but only windows 5..9 are evaluated: a backtest of a sub-period.
+    table = history(series("psi", flat(0.4), feature="amount"))
+    incidents = run(config, table, windows=WINDOWS[5:10])
+    assert [(i.evidence_start, i.opened_at) for i in incidents] == [(WINDOWS[5], WINDOWS[7])]
+    assert run(config, table, windows=[]) == []

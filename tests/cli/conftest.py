@@ -14,4 +14,5 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
+    (out / "demo.json").write_text(result.stdout, encoding="utf-8")
     return out

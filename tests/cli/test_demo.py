@@ -6,20 +6,27 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+import pytest
 
-from tripwire.cli import cli
 from tripwire.demo import scenario
-from tripwire.demo.run import findings, run, top_quartile
+from tripwire.demo.run import DemoRun, findings, run
+from tripwire.importance import top_quartile
 
 DAY = {d: scenario.START + dt.timedelta(days=d - 1) for d in range(1, 31)}
 
 
-def test_demo_flags_each_incident_when_it_happens(tmp_path: Path) -> None:
-    days = run(tmp_path)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo lived through once for this module's tests."""
+    return run(tmp_path_factory.mktemp("demo-run"))
+
+
+def test_demo_opens_an_incident_for_each_injected_one_when_it_happens(demo: DemoRun) -> None:
+    days = demo.days
     first = {f.incident[:3]: f.first_flagged for f in findings(days)}
     assert first["(a)"] == DAY[scenario.NULL_SPIKE_DAYS[0]]
-    assert first["(b)"] == DAY[scenario.SHIFT_FROM_DAY]
+    # The seed rule pages on the third consecutive day of drift.
+    assert first["(b)"] == DAY[scenario.SHIFT_FROM_DAY + 2]
     assert first["(d)"] == DAY[scenario.LATENCY_FROM_DAY]
     assert first["(e)"] == DAY[scenario.NOISE_SPIKE_DAY]
     # Realized performance can only see the decay once labels arrive, a lag after it began.
@@ -29,9 +36,28 @@ def test_demo_flags_each_incident_when_it_happens(tmp_path: Path) -> None:
     assert decay_seen <= DAY[30]
 
 
-def test_demo_is_quiet_on_clean_days_for_features_that_may_page(tmp_path: Path) -> None:
-    days = run(tmp_path)
-    paging = top_quartile(scenario.IMPORTANCE)
+def test_pages_go_to_oncall_and_the_benign_spike_only_to_the_digest(demo: DemoRun) -> None:
+    result = demo
+    pages = {(i.rule, i.feature) for i in result.incidents if i.severity == "page"}
+    assert pages == {
+        ("null_share_top_features", "merchant_risk"),
+        ("psi_top_feature_drift", "distance_km"),
+        ("latency_p95", ""),
+    }
+    assert {i.route for i in result.incidents if i.severity == "page"} == {"oncall"}
+    jitter = [i for i in result.incidents if i.feature == "session_jitter"]
+    assert [(i.severity, i.route) for i in jitter] == [("digest", "weekly-digest")]
+    week_two = result.digests[1]
+    assert {item.feature for item in week_two.items} == {"session_jitter"}
+    # The null spike resolves after two clean days; the drift is still open at the end.
+    null_spike = next(i for i in result.incidents if i.rule == "null_share_top_features")
+    assert null_spike.resolved_at is not None
+    assert null_spike.resolved_at.date() == DAY[scenario.NULL_SPIKE_DAYS[-1] + 2]
+
+
+def test_demo_is_quiet_on_clean_days_for_features_that_may_page(demo: DemoRun) -> None:
+    days = demo.days
+    paging = set(top_quartile(scenario.IMPORTANCE))
     incident_days = {*scenario.NULL_SPIKE_DAYS, scenario.NOISE_SPIKE_DAY}
     for number, day in enumerate(days, start=1):
         alerts = {
@@ -54,9 +80,7 @@ def test_demo_writes_a_self_contained_report_and_replayable_files(demo_dir: Path
     assert len(list((demo_dir / "days").glob("*.parquet"))) == 30
 
 
-def test_demo_json_lists_the_findings(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+def test_demo_json_lists_the_findings(demo_dir: Path) -> None:
+    data = json.loads((demo_dir / "demo.json").read_text(encoding="utf-8"))
     assert len(data["findings"]) == 5
     assert all(f["first_flagged"] for f in data["findings"])

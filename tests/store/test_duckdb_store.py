@@ -575,3 +575,31 @@ def test_everything_persists_after_close_and_reopen(path):
     assert after[1:3] == before[1:3]
     assert after[3].equals(before[3]) and after[4].equals(before[4])
     assert after[0].num_rows == 2 * len(rows())
+
+
+def test_the_same_incident_key_may_exist_in_two_namespaces(tmp_path: Path) -> None:
+    row = {
+        "dedup_key": "m/r/x/all/2024-05-01T00:00",
+        "model": "m",
+        "rule": "r",
+        "metric": "psi",
+        "feature": "x",
+        "segment": "all",
+        "severity": "page",
+        "route": "console",
+        "evidence_start": datetime(2024, 5, 1),
+        "opened_at": datetime(2024, 5, 3),
+        "last_breach_at": datetime(2024, 5, 3),
+        "resolved_at": None,
+        "value": 0.3,
+        "threshold": 0.25,
+        "reopened": 0,
+        "updated_at": datetime(2024, 5, 3),
+    }
+    with DuckDBStore(tmp_path / "t.duckdb") as store:
+        for namespace in ("production", "replay"):
+            store.save_incidents(
+                "m", pa.Table.from_pylist([row | {"namespace": namespace}]), namespace
+            )
+        assert store.incidents("m").num_rows == 1
+        assert store.incidents("m", "replay").num_rows == 1

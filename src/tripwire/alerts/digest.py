@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 
 import numpy as np
@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from tripwire.alerts.engine import Incident, paging_features
 from tripwire.config import ModelConfig
 from tripwire.layers.catalog import CATALOG
+from tripwire.report.summary import PRIORITY
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Digest:
     @property
     def subject(self) -> str:
         return (
-            f"tripwire digest for {self.model}, {self.since:%Y-%m-%d} to {self.until:%Y-%m-%d}: "
+            f"tripwire digest for {self.model}, {self.since:%Y-%m-%d} to "
+            f"{self.until - timedelta(days=1):%Y-%m-%d}: "
             f"{len(self.items)} movements, {len(self.incidents)} digest incidents"
         )
 
@@ -62,16 +64,19 @@ def build_digest(
             pc.is_in(history["metric"], pa.array(drift_metrics)),
         )
     ).to_pylist()
-    groups: dict[tuple[str, str, str], list[dict[str, object]]] = {}
+    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
     for row in rows:
         if row["feature"] and row["feature"] not in paging:
-            key = (str(row["feature"]), str(row["segment"]), str(row["metric"]))
-            groups.setdefault(key, []).append(row)
+            groups.setdefault((str(row["feature"]), str(row["segment"])), []).append(row)
     items = []
-    for (feature, segment, metric), series in groups.items():
-        flagged = [r for r in series if r["status"] in ("watch", "alert")]
-        if not flagged:
+    for (feature, segment), group in groups.items():
+        flagged_metrics = {str(r["metric"]) for r in group if r["status"] in ("watch", "alert")}
+        if not flagged_metrics:
             continue
+        # One line per feature and segment, named by its most telling metric.
+        metric = min(flagged_metrics, key=_priority)
+        series = [r for r in group if r["metric"] == metric]
+        flagged = [r for r in series if r["status"] in ("watch", "alert")]
         values = np.array([np.nan if r["value"] is None else r["value"] for r in flagged])
         latest = series[-1]["value"]
         items.append(
@@ -94,6 +99,10 @@ def build_digest(
         and (i.resolved_at is None or i.resolved_at >= since)
     ]
     return Digest(config.name, since, until, items, active)
+
+
+def _priority(metric: str) -> int:
+    return PRIORITY.index(metric) if metric in PRIORITY else len(PRIORITY)
 
 
 def to_markdown(digest: Digest) -> str:

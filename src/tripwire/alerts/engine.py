@@ -97,16 +97,22 @@ def pivot(
         rows = rows.filter(pc.equal(rows["segment"], "all"))
     elif isinstance(rule.segment, list):
         rows = rows.filter(pc.is_in(rows["segment"], pa.array(rule.segment, pa.string())))
-    if rows.num_rows == 0:
+    if rows.num_rows == 0 or not windows:
         return None
+    starts = np.array(windows, dtype="datetime64[us]")
+    column = rows["window_start"].to_numpy().astype("datetime64[us]")
+    t = np.minimum(np.searchsorted(starts, column), len(starts) - 1)
+    # Rows of windows outside the ones evaluated are left out, not folded into a neighbour.
+    inside = starts[t] == column
+    if not inside.all():
+        rows, t = rows.filter(pa.array(inside)), t[inside]
+        if rows.num_rows == 0:
+            return None
     feature = pc.dictionary_encode(rows["feature"]).combine_chunks()
     segment = pc.dictionary_encode(rows["segment"]).combine_chunks()
     n_segments = len(segment.dictionary)
     series = feature.indices.to_numpy() * n_segments + segment.indices.to_numpy()
     used, series = np.unique(series, return_inverse=True)
-    starts = np.array(windows, dtype="datetime64[us]")
-    column = rows["window_start"].to_numpy().astype("datetime64[us]")
-    t = np.searchsorted(starts, column)
     shape = (used.size, len(windows))
 
     def matrix(name: str, fill: float) -> Floats:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from tripwire.alerts.starter import starter_rules
+
 START = dt.date(2026, 10, 1)
 LABEL_LAG_DAYS = 7
 NULL_SPIKE_DAYS = (5, 6)
@@ -40,7 +42,7 @@ IMPORTANCE = {
     "session_jitter": 0.01,
 }
 
-CONFIG_YAML = f"""\
+_SETTINGS = f"""\
 # The demo's fraud model. Edit and re-run with: tripwire check --config tripwire.yaml ...
 name: fraud-detector
 task: binary
@@ -75,32 +77,16 @@ owners:
   - name: fraud-ds
     role: data science
     contact: "#fraud-ml"
-alerts:
-  - name: psi_top_feature_drift
-    metric: psi
-    feature_set: top_quartile_shap
-    threshold: 0.25
-    window: 3d
-    severity: page
-    runbook:
-      what_it_means: A top-quartile feature's distribution moved for three days running.
-      what_to_check: Upstream pipeline changes, the feature's null share, the segment mix.
-      who_owns_the_fix: fraud-ds, with the feature's data owner
-  - name: prediction_rate_shift
-    metric: mean_pred
-    baseline: 7d_trailing
-    threshold_z: 3.0
-    severity: ticket
-    runbook: The mean score left its trailing 7-day band; check input drift first.
-  - name: latency_p95
-    metric: p95_ms
-    threshold: 350
-    severity: page
-    runbook:
-      what_it_means: Serving is slow for one request in twenty.
-      what_to_check: The last deploy, the feature store's latency, autoscaling.
-      who_owns_the_fix: ml-platform on-call
+routes:
+  oncall: [{{type: console}}]
+  fraud-ds: [{{type: console}}]
+  weekly-digest: [{{type: console}}]
+severity_routes: {{page: oncall, ticket: fraud-ds, digest: weekly-digest}}
 """
+
+
+# The starter rule set `tripwire init` writes, with the demo's owners filled in.
+CONFIG_YAML = _SETTINGS + starter_rules("binary").replace('"TODO: ', '"')
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from tripwire.layers.rows import SEVERITY, MetricRow
 
 # When one feature breaks several metrics, the most telling one names the problem.
-_PRIORITY = ("schema", "null_share", "unseen_share", "psi", "score_psi", "auc", "p95_ms")
+PRIORITY = ("schema", "null_share", "unseen_share", "psi", "score_psi", "auc", "p95_ms")
 
 
 def _rank(row: MetricRow) -> tuple[int, int]:
-    metric = _PRIORITY.index(row.metric) if row.metric in _PRIORITY else len(_PRIORITY)
+    metric = PRIORITY.index(row.metric) if row.metric in PRIORITY else len(PRIORITY)
     return SEVERITY[row.status], metric
 
 

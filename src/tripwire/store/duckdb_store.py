@@ -74,6 +74,7 @@ class DuckDBStore:
         ((latest,),) = db.execute("SELECT max(version) FROM schema_version").fetchall()
         current = latest or 0
         if current > len(MIGRATIONS):
+            db.close()
             raise TripwireError(
                 f"{self.path}: store schema version {current} is newer than this tripwire "
                 f"({len(MIGRATIONS)}); upgrade tripwire"

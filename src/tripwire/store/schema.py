@@ -35,7 +35,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, namespace, window_start, window_seconds, segment, feature, metric)
     );
     CREATE TABLE incidents (
-        dedup_key TEXT PRIMARY KEY,
+        dedup_key TEXT NOT NULL,
         model TEXT NOT NULL,
         namespace TEXT NOT NULL,
         rule TEXT NOT NULL,
@@ -51,7 +51,8 @@ MIGRATIONS: tuple[str, ...] = (
         value DOUBLE,
         threshold DOUBLE,
         reopened INTEGER NOT NULL,
-        updated_at TIMESTAMP NOT NULL
+        updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (dedup_key, namespace)
     );
     CREATE TABLE calibrations (
         model TEXT NOT NULL,
