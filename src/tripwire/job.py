@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tripwire.alerts.engine import Incident, evaluate
-from tripwire.alerts.notify import announcements
+from tripwire.alerts.notify import announcements, refresh_expiring
 from tripwire.alerts.outbox import DeliveryReport, Outbox
 from tripwire.config import AlertRule
 from tripwire.errors import TripwireError
@@ -32,6 +32,7 @@ class JobResult:
     incidents: list[Incident] = field(default_factory=list)
     announced: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    refresh_failures: list[str] = field(default_factory=list)
 
 
 def window_starts(timestamps: pa.ChunkedArray, length: timedelta) -> np.ndarray:
@@ -136,6 +137,7 @@ def run(
     for msg in announcements(config, incidents, windows[-1], length, fired):
         result.announced += outbox.enqueue(msg, config.routes[msg.route], now=now)
     result.delivery = outbox.deliver_due(config.routes, now=now)
+    result.refresh_failures = refresh_expiring(config, incidents, windows[-1], length)
     return result
 
 

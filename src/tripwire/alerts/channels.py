@@ -81,6 +81,44 @@ def send(channel: Channel, message: AlertMessage, timeout: float = 10.0) -> None
             assert_never(channel)
 
 
+def send_digest(
+    channel: Channel, subject: str, markdown: str, html: str, timeout: float = 10.0
+) -> None:
+    """Deliver a digest (a summary, not an incident) to a channel that carries text."""
+    match channel:
+        case SlackChannel():
+            url = _secret("slack", channel.webhook_url_env)
+            _post_json("slack", url, {"text": markdown}, timeout, secrets=(url,))
+        case WebhookChannel():
+            headers: dict[str, str] = {}
+            secrets: tuple[str, ...] = ()
+            if channel.token_env is not None:
+                token = _secret("webhook", channel.token_env)
+                headers["Authorization"] = f"Bearer {token}"
+                secrets = (token,)
+            body = {"subject": subject, "markdown": markdown, "html": html}
+            _post_json("webhook", channel.url, body, timeout, headers=headers, secrets=secrets)
+        case EmailChannel():
+            mail = EmailMessage()
+            mail["Subject"], mail["From"], mail["To"] = (
+                subject,
+                channel.sender,
+                ", ".join(channel.to),
+            )
+            mail.set_content(markdown)
+            mail.add_alternative(html, subtype="html")
+            _deliver_email(channel, mail, timeout)
+        case ConsoleChannel():
+            print(markdown, file=sys.stderr)
+        case PagerDutyChannel() | AlertmanagerChannel():
+            raise DeliveryError(
+                f"{channel.type}: pages incidents and does not take digests; route digests to "
+                "slack, email, webhook or console"
+            )
+        case _:
+            assert_never(channel)
+
+
 # --- secrets -------------------------------------------------------------------------------
 
 
@@ -291,8 +329,11 @@ def _smtp_credentials(channel: EmailChannel) -> tuple[str, str] | None:
 
 def _send_email(channel: EmailChannel, message: AlertMessage, timeout: float) -> None:
     """Send over SMTP, upgrading with STARTTLS and logging in when configured."""
+    _deliver_email(channel, _email(channel, message), timeout)
+
+
+def _deliver_email(channel: EmailChannel, mail: EmailMessage, timeout: float) -> None:
     credentials = _smtp_credentials(channel)
-    mail = _email(channel, message)
     try:
         with smtplib.SMTP(channel.smtp_host, channel.smtp_port, timeout=timeout) as smtp:
             if channel.starttls:
@@ -343,6 +384,10 @@ def _alertmanager_alert(message: AlertMessage) -> dict[str, Any]:
     if message.event == "resolved":
         # An endsAt in the past is how Alertmanager learns an alert resolved.
         alert["endsAt"] = _rfc3339(message.resolved_at or datetime.now(UTC))
+    elif message.expires_at is not None:
+        # Without endsAt, Alertmanager resolves an alert after its resolve_timeout (5 minutes)
+        # unless it is posted again; the job re-posts open incidents before this passes.
+        alert["endsAt"] = _rfc3339(message.expires_at)
     return alert
 
 

@@ -128,7 +128,7 @@ def pivot(
     return Matrices(keys, value, np.nan_to_num(matrix("n", 0.0)), matrix("reference", np.nan))
 
 
-def _direction(rule: AlertRule) -> str:
+def direction_of(rule: AlertRule) -> str:
     if rule.direction is not None:
         return rule.direction
     return "both" if rule.threshold_z is not None else CATALOG[rule.metric].bad
@@ -167,7 +167,7 @@ def verdicts(
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], Floats]:
     """``breach``, ``judged`` and the level at which each window would breach."""
     # Every rule breaches above center + k * scale, below center - k * scale, or either.
-    direction = _direction(rule)
+    direction = direction_of(rule)
     scale: Floats | float = 1.0
     k: Floats | float
     if rule.threshold_z is not None:

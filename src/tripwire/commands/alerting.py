@@ -13,6 +13,7 @@ from rich.text import Text
 
 from tripwire.alerts.backtest import backtest as run_backtest
 from tripwire.alerts.calibrate import calibrate as run_calibrate
+from tripwire.alerts.channels import DeliveryError, send_digest
 from tripwire.alerts.digest import build_digest, to_html, to_markdown
 from tripwire.alerts.engine import Incident, rule_features
 from tripwire.alerts.gate import decide
@@ -366,7 +367,10 @@ def gate(
     show_default=True,
     help="Where to write digest.md and digest.html.",
 )
-def digest(config_path: Path, store_path: Path | None, days: int, out_dir: Path) -> None:
+@click.option("--send", is_flag=True, help="Also send it through the digest severity's route.")
+def digest(
+    config_path: Path, store_path: Path | None, days: int, out_dir: Path, send: bool
+) -> None:
     """Write the digest of features outside the paging set: what moved, by how much, since
     when; and the digest-severity incidents.
 
@@ -391,8 +395,19 @@ def digest(config_path: Path, store_path: Path | None, days: int, out_dir: Path)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "digest.md").write_text(to_markdown(result), encoding="utf-8")
     (out_dir / "digest.html").write_text(to_html(result), encoding="utf-8")
-    out.print(to_markdown(result))
+    out.print(Text(to_markdown(result)))
     out.print(f"wrote {out_dir / 'digest.md'} and {out_dir / 'digest.html'}")
+    if send:
+        route = config.severity_routes["digest"]
+        failures = []
+        for channel in config.routes[route]:
+            try:
+                send_digest(channel, result.subject, to_markdown(result), to_html(result))
+            except DeliveryError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise TripwireError("the digest was not delivered: " + "; ".join(failures))
+        out.print(f"sent through route {route!r}")
 
 
 COMMANDS = (run, rules, calibrate, backtest, gate, digest)

@@ -170,15 +170,19 @@ def _traffic(rng: np.random.Generator, n: int, day: int, date: dt.date, first_id
 
 
 def generate(
-    days: int = 30, rows_per_day: int = 8000, reference_rows: int = 40000, seed: int = 7
+    days: int = 30,
+    rows_per_day: int = 8000,
+    reference_rows: int = 40000,
+    seed: int = 7,
+    start: dt.date = START,
 ) -> Scenario:
-    """Build the scenario deterministically from ``seed``."""
+    """Build the scenario deterministically from ``seed``; day 1 is ``start``."""
     rng = np.random.default_rng(seed)
-    reference = _traffic(rng, reference_rows, 0, START - dt.timedelta(days=14), 0)
+    reference = _traffic(rng, reference_rows, 0, start - dt.timedelta(days=14), 0)
     out = []
     next_id = reference_rows
     for day in range(1, days + 1):
-        date = START + dt.timedelta(days=day - 1)
+        date = start + dt.timedelta(days=day - 1)
         out.append((date, _traffic(rng, rows_per_day, day, date, next_id)))
         next_id += rows_per_day
     return Scenario(reference, out)
