@@ -457,12 +457,12 @@ class ModelConfig(_Strict):
         """Importance of every feature, in ``columns.features`` order; missing ones are 0.0.
 
         ``importance`` may be a mapping or the path of a CSV with columns
-        ``feature,importance``.
+        ``feature,importance``. Without it the mapping is empty: every feature weighs the same.
         """
         if self.importance is None:
-            given: dict[str, float] = {}
-        elif isinstance(self.importance, str):
-            given = _read_importance_csv(self.resolve_path(self.importance))
+            return {}
+        if isinstance(self.importance, str):
+            given: dict[str, float] = _read_importance_csv(self.resolve_path(self.importance))
         else:
             given = dict(self.importance)
         unknown = sorted(set(given) - set(self.columns.features))

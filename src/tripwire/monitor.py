@@ -100,8 +100,7 @@ class Monitor:
         table = to_table(reference)
         self.bins_ = fit_bins(self.config, table, self.settings)
         self.reference_ = profile_table(self.config, self.bins_, table, self.settings)
-        # Without configured importance every feature weighs the same (None), not zero.
-        self.importance_ = self.config.resolve_importance() if self.config.importance else {}
+        self.importance_ = self.config.resolve_importance()
         return self
 
     def _fitted(self) -> tuple[Bins, Windows]:

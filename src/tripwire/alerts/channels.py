@@ -90,12 +90,7 @@ def send_digest(
             url = _secret("slack", channel.webhook_url_env)
             _post_json("slack", url, {"text": markdown}, timeout, secrets=(url,))
         case WebhookChannel():
-            headers: dict[str, str] = {}
-            secrets: tuple[str, ...] = ()
-            if channel.token_env is not None:
-                token = _secret("webhook", channel.token_env)
-                headers["Authorization"] = f"Bearer {token}"
-                secrets = (token,)
+            headers, secrets = _bearer(channel)
             body = {"subject": subject, "markdown": markdown, "html": html}
             _post_json("webhook", channel.url, body, timeout, headers=headers, secrets=secrets)
         case EmailChannel():
@@ -291,14 +286,17 @@ def _send_pagerduty(channel: PagerDutyChannel, message: AlertMessage, timeout: f
 # --- generic webhook -----------------------------------------------------------------------
 
 
+def _bearer(channel: WebhookChannel) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The Authorization header when a token is configured, and the secret to redact."""
+    if channel.token_env is None:
+        return {}, ()
+    token = _secret("webhook", channel.token_env)
+    return {"Authorization": f"Bearer {token}"}, (token,)
+
+
 def _send_webhook(channel: WebhookChannel, message: AlertMessage, timeout: float) -> None:
     """Post the whole message as JSON, with a bearer token when one is configured."""
-    headers: dict[str, str] = {}
-    secrets: tuple[str, ...] = ()
-    if channel.token_env is not None:
-        token = _secret("webhook", channel.token_env)
-        headers["Authorization"] = f"Bearer {token}"
-        secrets = (token,)
+    headers, secrets = _bearer(channel)
     body = {**message.model_dump(mode="json"), "summary": message.summary}
     _post_json("webhook", channel.url, body, timeout, headers=headers, secrets=secrets)
 

@@ -27,12 +27,20 @@ from tripwire.commands.common import (
     reference_option,
     store_option,
 )
-from tripwire.config import load_config, load_rules
+from tripwire.config import ModelConfig, load_config, load_rules
 from tripwire.durations import format_duration, parse_duration
 from tripwire.errors import TripwireError
 from tripwire.job import derive_incidents
 from tripwire.job import run as run_job
 from tripwire.report.terminal import STYLE
+from tripwire.store import DuckDBStore
+
+
+def _stored_windows(store: DuckDBStore, config: ModelConfig) -> list[datetime]:
+    windows = store.window_starts(config.name, config.window)
+    if not windows:
+        raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
+    return windows
 
 
 def _duration(_: click.Context, __: click.Parameter, value: str | None) -> timedelta | None:
@@ -153,7 +161,7 @@ def rules_check(config_path: Path) -> None:
       tripwire rules check tripwire.yaml
     """
     config = load_config(config_path)
-    importance = config.resolve_importance() if config.importance else {}
+    importance = config.resolve_importance()
     table = Table(title=f"{len(config.alerts)} rules in {config_path}: valid", title_justify="left")
     for column in ("rule", "metric", "watches", "threshold", "window", "severity", "route"):
         table.add_column(column, no_wrap=column == "rule")
@@ -192,11 +200,9 @@ def calibrate(config_path: Path, store_path: Path | None, days: int, quantile: f
       tripwire calibrate --config tripwire.yaml --days 14
     """
     config = load_config(config_path)
-    importance = config.resolve_importance() if config.importance else {}
+    importance = config.resolve_importance()
     with open_store(config, store_path) as store:
-        windows = store.window_starts(config.name, config.window)
-        if not windows:
-            raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
+        windows = _stored_windows(store, config)
         history = store.history(config.name, config.window)
         excluded: dict[tuple[str, str], set[datetime]] = {
             ("*", "*"): store.abnormal_windows(config.name)
@@ -268,7 +274,7 @@ def backtest(
     """
     config = load_config(config_path)
     proposed = load_rules(rules_path, config)
-    importance = config.resolve_importance() if config.importance else {}
+    importance = config.resolve_importance()
     with open_store(config, store_path) as store:
         windows = [
             w
@@ -379,11 +385,9 @@ def digest(
       tripwire digest --config tripwire.yaml --days 7 --out reports/
     """
     config = load_config(config_path)
-    importance = config.resolve_importance() if config.importance else {}
+    importance = config.resolve_importance()
     with open_store(config, store_path) as store:
-        windows = store.window_starts(config.name, config.window)
-        if not windows:
-            raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
+        windows = _stored_windows(store, config)
         until = windows[-1] + config.window
         since = until - timedelta(days=days)
         history = store.history(config.name, config.window, since=since, until=until)
