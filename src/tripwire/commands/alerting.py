@@ -32,6 +32,7 @@ from tripwire.durations import format_duration, parse_duration
 from tripwire.errors import TripwireError
 from tripwire.job import derive_incidents
 from tripwire.job import run as run_job
+from tripwire.layers.catalog import CATALOG
 from tripwire.report.terminal import STYLE
 from tripwire.store import DuckDBStore
 
@@ -162,28 +163,25 @@ def rules_check(config_path: Path) -> None:
     """
     config = load_config(config_path)
     importance = config.resolve_importance()
-    table = Table(title=f"{len(config.alerts)} rules in {config_path}: valid", title_justify="left")
-    for column in ("rule", "metric", "watches", "threshold", "window", "severity", "route"):
-        table.add_column(column, no_wrap=column == "rule")
+    out.print(f"{config_path}: {len(config.alerts)} rules, all valid")
     for rule in config.alerts:
         features = [f for f in rule_features(rule, config, importance) if f]
-        watches = f"{len(features)} features" if features else "the outputs"
+        where = f" on {len(features)} features" if CATALOG[rule.metric].per_feature else ""
+        if rule.segment != "all":
+            where += f" in {'each segment' if rule.segment == 'each' else ', '.join(rule.segment)}"
         if rule.threshold_z is not None:
-            limit = f"z {rule.threshold_z} vs {rule.baseline}"
+            limit = f"|z| > {rule.threshold_z} against {rule.baseline}"
         elif rule.baseline == "reference":
-            limit = f"{rule.threshold} from the reference"
+            limit = f"{rule.threshold} beyond the reference value"
         else:
-            limit = str(rule.threshold)
-        table.add_row(
-            rule.name,
-            rule.metric,
-            watches,
-            limit,
-            format_duration(rule.window) if rule.window else "1 window",
-            rule.severity,
-            config.route_for(rule),
+            limit = f"past {rule.threshold}"
+        persistence = f" for {format_duration(rule.window)}" if rule.window else ""
+        out.print(
+            Text(
+                f"  {rule.name}: {rule.metric}{where}, {limit}{persistence} -> "
+                f"{rule.severity} via {config.route_for(rule)}"
+            )
         )
-    out.print(table)
 
 
 @click.command()
