@@ -8,11 +8,12 @@
 ...   prediction: score
 ...   label: is_fraud
 ... window: 7d
+... importance: {amount: 0.4}
 ... ''')
 >>> config.window
 datetime.timedelta(days=7)
 >>> config.resolve_importance()
-{'amount': 0.0, 'country': 0.0}
+{'amount': 0.4, 'country': 0.0}
 
 Mistakes are reported with the file, the line and the field:
 
