@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from tripwire.errors import TripwireError
+from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.schema import MIGRATIONS
 
@@ -191,6 +192,106 @@ class DuckDBStore:
             [model, namespace, int(length.total_seconds()), _naive_utc(since), _naive_utc(until)],
         ).fetchall()
         return [(start, bytes(blob)) for start, blob in rows]
+
+    # -- the prediction log --------------------------------------------------------------
+
+    def write_events(self, events: Sequence[Event]) -> int:
+        """Store events; one whose (model, event_id) is already stored is ignored, so a
+        redelivered event is harmless. Returns how many were new."""
+        if not events:
+            return 0
+        now = _naive_utc(datetime.now(UTC))
+        table = pa.table(
+            {
+                "model": [e.model for e in events],
+                "event_id": [e.event_id for e in events],
+                "model_version": pa.array([e.model_version for e in events], pa.string()),
+                "role": [e.role for e in events],
+                "ts": pa.array([_naive_utc(e.timestamp) for e in events], pa.timestamp("us")),
+                "features": [json.dumps(e.features) for e in events],
+                "prediction": pa.array([e.prediction for e in events], pa.float64()),
+                "latency_ms": pa.array([e.latency_ms for e in events], pa.float64()),
+                "status": pa.array([e.status for e in events], pa.string()),
+                "cost": pa.array([e.cost for e in events], pa.float64()),
+                "segments": [json.dumps(e.segments) for e in events],
+                "metadata": [json.dumps(e.metadata, default=str) for e in events],
+                "received_at": pa.array([now] * len(events), pa.timestamp("us")),
+            }
+        )
+        db = self.connection
+        db.register("new_events", table)
+        try:
+            inserted = db.execute(
+                "INSERT INTO events SELECT * FROM new_events ON CONFLICT DO NOTHING "
+                "RETURNING event_id"
+            ).fetchall()
+        finally:
+            db.unregister("new_events")
+        return len(inserted)
+
+    def write_labels(self, labels: Sequence[Label]) -> int:
+        """Store labels; a later label for the same event replaces the earlier one."""
+        if not labels:
+            return 0
+        now = _naive_utc(datetime.now(UTC))
+        table = pa.table(
+            {
+                "model": [x.model for x in labels],
+                "event_id": [x.event_id for x in labels],
+                "label": pa.array([x.label for x in labels], pa.float64()),
+                "labelled_at": pa.array(
+                    [_naive_utc(x.labelled_at) if x.labelled_at else None for x in labels],
+                    pa.timestamp("us"),
+                ),
+                "received_at": pa.array([now] * len(labels), pa.timestamp("us")),
+            }
+        )
+        db = self.connection
+        db.register("new_labels", table)
+        try:
+            db.execute("INSERT OR REPLACE INTO labels SELECT * FROM new_labels")
+        finally:
+            db.unregister("new_labels")
+        return len(labels)
+
+    def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
+        """Keep what failed validation, with the reason, so nothing is dropped silently."""
+        now = _naive_utc(datetime.now(UTC))
+        self.connection.executemany(
+            "INSERT INTO quarantine (received_at, model, source, reason, payload) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [[now, model, f"{source}[{r.index}]", r.reason, r.payload] for r in rejected],
+        )
+
+    def quarantined(self, model: str) -> pa.Table:
+        return self.connection.sql(
+            "SELECT received_at, source, reason, payload FROM quarantine WHERE model = ? "
+            "ORDER BY id",
+            params=[model],
+        ).to_arrow_table()
+
+    def events(
+        self,
+        model: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        role: str = "production",
+    ) -> pa.Table:
+        """Stored events in ``[since, until)`` with their labels (null until one arrives)."""
+        query = (
+            "SELECT e.event_id, e.ts, e.prediction, e.latency_ms, e.status, e.cost, "
+            "e.features, e.segments, l.label FROM events e LEFT JOIN labels l "
+            "ON l.model = e.model AND l.event_id = e.event_id "
+            "WHERE e.model = ? AND e.role = ?"
+        )
+        params: list[object] = [model, role]
+        if since is not None:
+            query += " AND e.ts >= ?"
+            params.append(_naive_utc(since))
+        if until is not None:
+            query += " AND e.ts < ?"
+            params.append(_naive_utc(until))
+        return self.connection.sql(query + " ORDER BY e.ts", params=params).to_arrow_table()
 
     # -- abnormal windows and calibrations -----------------------------------------------
 

@@ -73,4 +73,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, window_start)
     );
     """,
+    # 2: the prediction log, delayed labels and quarantined input.
+    """
+    CREATE TABLE events (
+        model TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        model_version TEXT,
+        role TEXT NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        features JSON NOT NULL,
+        prediction DOUBLE NOT NULL,
+        latency_ms DOUBLE,
+        status TEXT,
+        cost DOUBLE,
+        segments JSON NOT NULL,
+        metadata JSON NOT NULL,
+        received_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, event_id)
+    );
+    CREATE TABLE labels (
+        model TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        label DOUBLE NOT NULL,
+        labelled_at TIMESTAMP,
+        received_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, event_id)
+    );
+    CREATE SEQUENCE quarantine_id;
+    CREATE TABLE quarantine (
+        id BIGINT PRIMARY KEY DEFAULT nextval('quarantine_id'),
+        received_at TIMESTAMP NOT NULL,
+        model TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    """,
 )
