@@ -24,6 +24,7 @@ from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
 from tripwire.report.model import Report
 from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
+from tripwire.store.events import TIMESTAMP
 
 
 @dataclass
@@ -57,8 +58,8 @@ def check_windows(
     """Profile and check every window present in ``data``; store profile and rows (replacing
     a window's earlier results, so re-running is idempotent). Returns each window's report."""
     config = monitor.config
-    column = config.columns.timestamp
-    if column is None or column not in data.column_names:
+    column = config.columns.timestamp or TIMESTAMP
+    if column not in data.column_names:
         raise TripwireError(
             f"windows need the timestamp column; set columns.timestamp in the config "
             f"(the data has: {', '.join(data.column_names)})"

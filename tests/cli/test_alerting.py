@@ -182,3 +182,37 @@ def test_digest_lists_the_low_importance_spike(ran: dict[str, Any], tmp_path: Pa
     assert "session_jitter" in markdown
     assert "distance_km" not in markdown.split("## Digest incidents")[0]  # it pages instead
     assert (tmp_path / "digest.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_run_reads_the_stored_prediction_log(demo_dir: Path, tmp_path: Path) -> None:
+    from tripwire.config import load_config
+    from tripwire.events import table_to_events, validate_events
+    from tripwire.tabular import read_table
+
+    config = load_config(demo_dir / "tripwire.yaml")
+    store_path = tmp_path / "log.duckdb"
+    with DuckDBStore(store_path) as store:
+        for day in ("2026-10-04", "2026-10-05", "2026-10-06"):
+            table = read_table(demo_dir / "days" / f"{day}.parquet")
+            events, rejected = validate_events(config, table_to_events(config, table))
+            assert not rejected
+            store.write_events(events)
+    code, output = invoke(
+        "run",
+        "--config",
+        str(demo_dir / "tripwire.yaml"),
+        "--store",
+        str(store_path),
+        "--since",
+        "2026-10-05",
+        "--until",
+        "2026-10-07",
+        "--json",
+    )
+    assert code == 0, output
+    result = json.loads(output)
+    assert [w[:10] for w in result["windows"]] == ["2026-10-05", "2026-10-06"]
+    assert any(
+        i["rule"] == "null_share_top_features" and i["feature"] == "merchant_risk"
+        for i in result["incidents"]
+    )

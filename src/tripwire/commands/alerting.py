@@ -35,6 +35,7 @@ from tripwire.job import run as run_job
 from tripwire.layers.catalog import CATALOG
 from tripwire.report.terminal import STYLE
 from tripwire.store import DuckDBStore
+from tripwire.store.events import to_monitor_table
 
 
 def _stored_windows(store: DuckDBStore, config: ModelConfig) -> list[datetime]:
@@ -87,30 +88,46 @@ def _incident_json(i: Incident) -> dict[str, Any]:
 @config_option
 @reference_option
 @store_option
-@click.option("--data", required=True, help="Logged predictions: a file or a glob of files.")
+@click.option(
+    "--data",
+    help="Logged predictions: a file or a glob of files (default: the events in the store).",
+)
+@click.option("--since", type=click.DateTime(), help="With stored events: the first window.")
+@click.option("--until", type=click.DateTime(), help="With stored events: windows before this.")
 @click.option("--window", callback=_duration, help="Window length (default: the config's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run(
     config_path: Path,
     reference: Path | None,
     store_path: Path | None,
-    data: str,
+    data: str | None,
+    since: datetime | None,
+    until: datetime | None,
     window: timedelta | None,
     as_json: bool,
 ) -> None:
     """Run the monitoring job: check every window in the data, store the metric rows, evaluate
     the alert rules over the stored history and deliver what they raise.
 
-    Re-running a window replaces its rows, so the job is safe to repeat.
+    Without --data it reads the prediction log in the store (what `tripwire serve` collected),
+    with the labels that have arrived. Re-running a window replaces its rows, so the job is
+    safe to repeat, e.g. from cron or Airflow.
 
     \b
     Example:
       tripwire run --config tripwire.yaml --data 'logs/*.parquet' --window 1d
+      tripwire run --config tripwire.yaml --since 2026-11-01 --until 2026-11-08
     """
     monitor = fit_monitor(config_path, reference)
     length = window or monitor.config.window
-    logs = read_logs(data)
     with progress_bar() as progress, open_store(monitor.config, store_path) as store:
+        if data is not None:
+            logs = read_logs(data)
+        else:
+            stored = store.events(monitor.config.name, since, until)
+            if stored.num_rows == 0:
+                raise TripwireError("no stored events in that period and no --data given")
+            logs = to_monitor_table(monitor.config, stored)
         task = progress.add_task("checking windows")
 
         def step(start: datetime) -> None:
