@@ -59,3 +59,45 @@ def test_a_table_without_the_timestamp_column_is_refused() -> None:
     monitor = Monitor(parse_config(scenario.CONFIG_YAML)).fit(data.reference)
     with DuckDBStore(":memory:") as store, pytest.raises(TripwireError, match="timestamp"):
         check_windows(monitor, store, data.days[0][1].drop(["ts"]), DAY)
+
+
+def _stored_log(days: int) -> tuple[Monitor, DuckDBStore, scenario.Scenario]:
+    from tripwire.events import table_to_events, validate_events
+
+    data = scenario.generate(days=days, rows_per_day=1200, reference_rows=6000)
+    config = parse_config(scenario.CONFIG_YAML)
+    store = DuckDBStore(":memory:")
+    for _, table in data.days:
+        events, rejected = validate_events(config, table_to_events(config, table))
+        assert not rejected
+        store.write_events(events)
+    return Monitor(config).fit(data.reference), store, data
+
+
+def test_replay_writes_its_own_namespace_and_leaves_production_alone() -> None:
+    from tripwire.job import replay
+
+    monitor, store, data = _stored_log(6)
+    with store:
+        check_windows(monitor, store, data.days[0][1], DAY)  # one production window
+        before = store.history(monitor.config.name, DAY).num_rows
+        windows, incidents = replay(monitor, store, None, None, DAY)
+        assert len(windows) == 6
+        assert store.history(monitor.config.name, DAY).num_rows == before
+        assert len(store.window_starts(monitor.config.name, DAY, "replay")) == 6
+        # The null spike of days 5-6 pages in the replay, and only there.
+        assert any(i.rule == "null_share_top_features" for i in incidents)
+        assert store.incidents(monitor.config.name).num_rows == 0
+        assert store.incidents(monitor.config.name, "replay").num_rows == len(incidents)
+
+
+def test_retention_expires_raw_events_but_keeps_windows() -> None:
+    monitor, store, data = _stored_log(3)
+    with store:
+        check_windows(monitor, store, pa.concat_tables([t for _, t in data.days]), DAY)
+        cutoff = dt.datetime.combine(data.days[1][0], dt.time())
+        first_day = data.days[0][1].num_rows
+        assert store.expire_events(monitor.config.name, cutoff) == first_day
+        remaining = store.events(monitor.config.name)
+        assert remaining.num_rows == data.days[1][1].num_rows + data.days[2][1].num_rows
+        assert len(store.window_starts(monitor.config.name, DAY)) == 3

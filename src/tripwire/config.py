@@ -354,6 +354,8 @@ class ModelConfig(_Strict):
     business_value: BusinessValue | None = None
     owners: list[Owner] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
+    # How long raw events are kept; window profiles and metric rows are kept for good.
+    retention: Duration | None = None
     routes: dict[str, list[Channel]] = Field(default_factory=_console_route)
     severity_routes: dict[Severity, str] = Field(default_factory=_console_for_every_severity)
 

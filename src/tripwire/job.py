@@ -24,7 +24,7 @@ from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
 from tripwire.report.model import Report
 from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
-from tripwire.store.events import TIMESTAMP
+from tripwire.store.events import TIMESTAMP, to_monitor_table
 
 
 @dataclass
@@ -34,6 +34,7 @@ class JobResult:
     announced: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     refresh_failures: list[str] = field(default_factory=list)
+    expired: int = 0  # raw events deleted by the retention policy
 
 
 def window_starts(timestamps: pa.ChunkedArray, length: timedelta) -> np.ndarray:
@@ -128,6 +129,8 @@ def run(
     config = monitor.config
     checked = check_windows(monitor, store, data, length, step=step)
     result = JobResult(windows=[start for start, _ in checked])
+    if config.retention is not None:
+        result.expired = store.expire_events(config.name, datetime.now(UTC) - config.retention)
     incidents, windows = derive_incidents(monitor, store, length)
     result.incidents = incidents
     store.save_incidents(config.name, incidents_table(incidents))
@@ -142,13 +145,34 @@ def run(
     return result
 
 
-def incidents_table(incidents: list[Incident]) -> pa.Table:
+def replay(
+    monitor: Monitor,
+    store: DuckDBStore,
+    since: datetime | None,
+    until: datetime | None,
+    length: timedelta,
+    namespace: str = "replay",
+) -> tuple[list[datetime], list[Incident]]:
+    """Run a (new or changed) monitoring config over the stored prediction log of a past
+    period, writing windows and incidents to ``namespace`` and sending nothing, so production
+    series stay as they are unless ``namespace`` is production."""
+    stored = store.events(monitor.config.name, since, until)
+    if stored.num_rows == 0:
+        raise TripwireError("no stored events in that period")
+    data = to_monitor_table(monitor.config, stored)
+    checked = check_windows(monitor, store, data, length, namespace)
+    incidents, _ = derive_incidents(monitor, store, length, namespace)
+    store.save_incidents(monitor.config.name, incidents_table(incidents, namespace), namespace)
+    return [start for start, _ in checked], incidents
+
+
+def incidents_table(incidents: list[Incident], namespace: str = PRODUCTION) -> pa.Table:
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [
         {
             "dedup_key": i.dedup_key,
             "model": i.model,
-            "namespace": PRODUCTION,
+            "namespace": namespace,
             "rule": i.rule,
             "metric": i.metric,
             "feature": i.feature,

@@ -31,6 +31,7 @@ from tripwire.config import ModelConfig, load_config, load_rules
 from tripwire.durations import format_duration, parse_duration
 from tripwire.errors import TripwireError
 from tripwire.job import derive_incidents
+from tripwire.job import replay as replay_log
 from tripwire.job import run as run_job
 from tripwire.layers.catalog import CATALOG
 from tripwire.report.terminal import STYLE
@@ -161,6 +162,45 @@ def run(
         f"alerts: {result.announced} queued, {d.delivered} delivered, {d.failed} to retry, "
         f"{d.dead} given up"
     )
+
+
+@click.command()
+@config_option
+@reference_option
+@store_option
+@click.option("--since", type=click.DateTime(), help="First window to replay.")
+@click.option("--until", type=click.DateTime(), help="Replay windows before this.")
+@click.option(
+    "--namespace",
+    default="replay",
+    show_default=True,
+    help="Where the replayed series go; 'production' overwrites the production series.",
+)
+def replay(
+    config_path: Path,
+    reference: Path | None,
+    store_path: Path | None,
+    since: datetime | None,
+    until: datetime | None,
+    namespace: str,
+) -> None:
+    """Run a new or changed config over a stored past period of the prediction log, without
+    touching serving or production series, and show the incidents it would have raised.
+    Nothing is sent.
+
+    \b
+    Example:
+      tripwire replay --config candidate.yaml --store tripwire.duckdb \\
+                      --since 2026-11-01 --until 2026-11-08
+    """
+    monitor = fit_monitor(config_path, reference)
+    with progress_bar() as progress, open_store(monitor.config, store_path) as store:
+        progress.add_task("replaying the stored prediction log")
+        windows, incidents = replay_log(
+            monitor, store, since, until, monitor.config.window, namespace
+        )
+    out.print(f"replayed {len(windows)} windows into namespace {namespace!r}; nothing was sent")
+    out.print(_incident_table(incidents, f"{len(incidents)} incidents"))
 
 
 @click.group()
@@ -429,4 +469,4 @@ def digest(
         out.print(f"sent through route {route!r}")
 
 
-COMMANDS = (run, rules, calibrate, backtest, gate, digest)
+COMMANDS = (run, replay, rules, calibrate, backtest, gate, digest)

@@ -293,6 +293,26 @@ class DuckDBStore:
             params.append(_naive_utc(until))
         return self.connection.sql(query + " ORDER BY e.ts", params=params).to_arrow_table()
 
+    def expire_events(self, model: str, before: datetime) -> int:
+        """Delete raw events (and their labels) older than ``before``; returns how many."""
+        db = self.connection
+        ((count,),) = db.execute(
+            "SELECT count(*) FROM events WHERE model = ? AND ts < ?", [model, _naive_utc(before)]
+        ).fetchall()
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "DELETE FROM labels WHERE model = ? AND event_id IN "
+                "(SELECT event_id FROM events WHERE model = ? AND ts < ?)",
+                [model, model, _naive_utc(before)],
+            )
+            db.execute("DELETE FROM events WHERE model = ? AND ts < ?", [model, _naive_utc(before)])
+            db.execute("COMMIT")
+        except Exception:
+            db.execute("ROLLBACK")
+            raise
+        return int(count)
+
     # -- abnormal windows and calibrations -----------------------------------------------
 
     def mark_abnormal(self, model: str, start: datetime, reason: str) -> None:
