@@ -88,6 +88,21 @@ class Matrices:
     reference: Floats
 
 
+def split_by_metric(history: pa.Table, metrics: set[str]) -> dict[str, pa.Table]:
+    """The history's rows per metric, with one pass over the metric column (comparing strings
+    once per rule would dominate the evaluation of a long history)."""
+    encoded = pc.dictionary_encode(history["metric"]).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = encoded.dictionary.to_pylist()
+    empty = history.slice(0, 0)
+    return {
+        metric: history.take(np.flatnonzero(codes == names.index(metric)))
+        if metric in names
+        else empty
+        for metric in metrics
+    }
+
+
 def pivot(
     history: pa.Table, rule: AlertRule, features: list[str], windows: list[datetime]
 ) -> Matrices | None:
@@ -210,9 +225,11 @@ def evaluate(
     """Every incident the rules imply over ``windows`` (window starts, ascending)."""
     found: list[Incident] = []
     calibrations = calibrated or {}
-    for rule in config.alerts if rules is None else rules:
+    chosen = config.alerts if rules is None else rules
+    by_metric = split_by_metric(history, {rule.metric for rule in chosen})
+    for rule in chosen:
         features = rule_features(rule, config, importance)
-        m = pivot(history, rule, features, windows)
+        m = pivot(by_metric[rule.metric], rule, features, windows)
         if m is None:
             continue
         mine = {(f, s): v for (metric, f, s), v in calibrations.items() if metric == rule.metric}
