@@ -21,6 +21,7 @@ from tripwire.commands.common import (
     reference_option,
 )
 from tripwire.commands.demo import demo
+from tripwire.commands.serve import COMMANDS as SERVER_COMMANDS
 from tripwire.config import ConfigError
 from tripwire.errors import TripwireError
 from tripwire.importance import importance_command
@@ -181,7 +182,7 @@ def init(reference: Path, name: str | None, out_path: Path, force: bool) -> None
     out.print(f"  tripwire check --config {out_path} --current <window.parquet>")
 
 
-for command in (*ALERTING_COMMANDS, demo, importance_command):
+for command in (*ALERTING_COMMANDS, *SERVER_COMMANDS, demo, importance_command):
     cli.add_command(command)
 
 

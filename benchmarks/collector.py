@@ -1,0 +1,351 @@
+"""Collector benchmark: how many events per second ``tripwire serve`` accepts and stores.
+
+Usage::
+
+    python benchmarks/collector.py                       # 200,000 events, batches of 1,000
+    python benchmarks/collector.py --events 50000 --clients 8 --format ndjson --json
+
+The events are the demo scenario's (``tripwire.demo.scenario``), one day of ``--events`` rows
+turned into event payloads, and every batch body is encoded before timing starts: the client's
+JSON encoding is not the collector's cost. Then:
+
+* a real server is started as a subprocess (``python -m tripwire serve``) on 127.0.0.1 with a
+  fresh store in a temporary directory, and waited for on ``/v1/health``;
+* ``--clients`` threads, each with its own ``httpx.Client`` (keep-alive), POST the batches over
+  loopback until all are sent; wall time runs from the first request to the last answer;
+* the server is stopped and the store opened to count what was really stored.
+
+Reported: events/s accepted (the sum of the answers' ``accepted`` over the wall time) and
+events/s stored (the count read back from the store over the same time), per-batch latency
+(median and p95), the server process's CPU time (Linux), and where a batch's server-side time
+goes, measured in this process on the same bodies, one stage at a time: parsing the body,
+validating the events, and writing them to DuckDB (one transaction per batch, as the server
+does). The machine and the load average are printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tripwire.config import parse_config
+from tripwire.demo import scenario
+from tripwire.events import table_to_events
+from tripwire.server.body import JSON, NDJSON, parse_batch
+from tripwire.server.validation import validate_event_batch
+from tripwire.store import DuckDBStore
+
+TARGET_EVENTS_PER_S = 50_000
+TOKEN = "collector-benchmark-token"
+STAGE_BATCHES = 50  # batches timed stage by stage (enough for steady figures, quick to run)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_bodies(n_events: int, batch: int, fmt: str) -> list[bytes]:
+    """``n_events`` demo events (unique ids) as request bodies of ``batch`` events each."""
+    config = parse_config(scenario.CONFIG_YAML)
+    day = scenario.generate(days=1, rows_per_day=n_events, reference_rows=1).days[0][1]
+    events = table_to_events(config, day)
+    for event in events:
+        event["timestamp"] = event["timestamp"].isoformat()
+    bodies = []
+    for start in range(0, len(events), batch):
+        chunk = events[start : start + batch]
+        if fmt == "ndjson":
+            bodies.append("".join(json.dumps(e) + "\n" for e in chunk).encode())
+        else:
+            bodies.append(json.dumps({"events": chunk}).encode())
+    return bodies
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    config_path = workdir / "tripwire.yaml"
+    config_path.write_text(scenario.CONFIG_YAML, encoding="utf-8")
+    command = [sys.executable, "-m", "tripwire", "serve", "--config", str(config_path)]
+    command += ["--store", str(workdir / "store.duckdb"), "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    env = {**os.environ, "TRIPWIRE_INGEST_TOKEN": TOKEN, "TRIPWIRE_READ_TOKEN": TOKEN}
+    log = (workdir / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError((workdir / "server.log").read_text())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError("the server did not answer /v1/health in 60 s")
+        time.sleep(0.2)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, all threads (Linux ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def send(port: int, bodies: Sequence[bytes], clients: int, fmt: str) -> dict[str, Any]:
+    """POST every body from ``clients`` threads; the answers' totals, latencies and wall time."""
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "Content-Type": NDJSON if fmt == "ndjson" else JSON,
+    }
+    url = f"http://127.0.0.1:{port}/v1/events"
+    lock = threading.Lock()
+    queue = list(reversed(bodies))
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def worker() -> None:
+        with httpx.Client(headers=headers, timeout=120) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                start = time.perf_counter()
+                response = client.post(url, content=body)
+                took = time.perf_counter() - start
+                with lock:
+                    latencies.append(took)
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code} {response.text[:200]}")
+                        continue
+                    answer = response.json()
+                    totals["accepted"] += answer["accepted"]
+                    totals["duplicates"] += answer["duplicates"]
+                    totals["rejected"] += len(answer["rejected"])
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, first: {failures[0]}")
+    latencies.sort()
+    return {
+        **totals,
+        "seconds": wall,
+        "latency_ms": {
+            "median": statistics.median(latencies) * 1000,
+            "p95": latencies[int(0.95 * (len(latencies) - 1))] * 1000,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stages(bodies: Sequence[bytes], fmt: str) -> dict[str, float]:
+    """Microseconds per event of each server-side stage, on one thread, in this process."""
+    config = parse_config(scenario.CONFIG_YAML)
+    configs = {config.name: config}
+    content_type = NDJSON if fmt == "ndjson" else JSON
+    spent = {"parse": 0.0, "validate": 0.0, "write": 0.0}
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "s.duckdb") as store:
+        for body in bodies[:STAGE_BATCHES]:
+            t0 = time.perf_counter()
+            batch = parse_batch(content_type, body, "events")
+            t1 = time.perf_counter()
+            result = validate_event_batch(configs, batch.items, batch.indices)
+            t2 = time.perf_counter()
+            store.connection.execute("BEGIN")
+            store.write_events(result.accepted)
+            store.connection.execute("COMMIT")
+            t3 = time.perf_counter()
+            spent["parse"] += t1 - t0
+            spent["validate"] += t2 - t1
+            spent["write"] += t3 - t2
+            n += len(batch.items)
+    return {stage: seconds / n * 1e6 for stage, seconds in spent.items()}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict[str, Any]:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(affinity(0)) if affinity else os.cpu_count(),
+        "versions": {
+            name: version(name) for name in ("fastapi", "uvicorn", "pydantic", "duckdb", "httpx")
+        },
+    }
+
+
+def _load() -> float | None:
+    """The 1-minute load average: on a busy machine wall times are not the software's."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def run(n_events: int, batch: int, clients: int, fmt: str) -> dict[str, Any]:
+    bodies = make_bodies(n_events, batch, fmt)
+    load_before = _load()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        port = _free_port()
+        process = start_server(workdir, port)
+        try:
+            cpu_before = _cpu_seconds(process.pid)
+            sent = send(port, bodies, clients, fmt)
+            cpu_after = _cpu_seconds(process.pid)
+        finally:
+            stop_server(process)
+        with DuckDBStore(workdir / "store.duckdb") as store:
+            ((stored,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
+    load_after = _load()
+    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    seconds = sent["seconds"]
+    return {
+        "events": n_events,
+        "batch": batch,
+        "clients": clients,
+        "format": fmt,
+        "seconds": seconds,
+        "accepted": sent["accepted"],
+        "duplicates": sent["duplicates"],
+        "rejected": sent["rejected"],
+        "stored": stored,
+        "accepted_per_s": sent["accepted"] / seconds,
+        "stored_per_s": stored / seconds,
+        "latency_ms": sent["latency_ms"],
+        "server_cpu_seconds": server_cpu,
+        "server_cpu_us_per_event": None if server_cpu is None else server_cpu / n_events * 1e6,
+        "stages_us_per_event": stages(bodies, fmt),
+        "target_events_per_s": TARGET_EVENTS_PER_S,
+        "machine": machine(),
+        "load_average": {"before": load_before, "after": load_after},
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    met = "met" if r["stored_per_s"] >= r["target_events_per_s"] else "NOT met"
+    stages = r["stages_us_per_event"]
+    total = sum(stages.values())
+    cpu = r["server_cpu_us_per_event"]
+    load = r["load_average"]
+    lines = [
+        f"tripwire collector benchmark: {r['events']:,} events in batches of {r['batch']:,} "
+        f"({r['format']}), {r['clients']} client threads, loopback",
+        "",
+        f"wall time           {r['seconds']:.2f} s",
+        f"accepted            {r['accepted']:,} ({r['duplicates']:,} duplicates, "
+        f"{r['rejected']:,} rejected)",
+        f"stored (read back)  {r['stored']:,}",
+        f"throughput          {r['accepted_per_s']:,.0f} events/s accepted, "
+        f"{r['stored_per_s']:,.0f} events/s stored   "
+        f"target >= {r['target_events_per_s']:,} events/s: {met}",
+        f"batch latency       {r['latency_ms']['median']:.1f} ms median, "
+        f"{r['latency_ms']['p95']:.1f} ms p95",
+        "server CPU          "
+        + (
+            "unknown (no /proc)"
+            if cpu is None
+            else f"{r['server_cpu_seconds']:.2f} s, {cpu:.1f} us/event (all threads)"
+        ),
+        f"server-side stages  (one thread, this process, {STAGE_BATCHES} batches; us/event)",
+    ]
+    for stage, label in (
+        ("parse", "parse the body"),
+        ("validate", "validate the events"),
+        ("write", "write to DuckDB"),
+    ):
+        lines.append(f"  {label:<20}{stages[stage]:7.1f}  {stages[stage] / total:4.0%}")
+    lines += [
+        f"  {'total':<20}{total:7.1f}  (one core: at most {1e6 / total:,.0f} events/s)",
+        "",
+        f"machine             {m['cpu'] or 'unknown CPU'}, {m['logical_cores']} logical cores "
+        f"({m['usable_cores']} usable)",
+        f"                    {m['platform']}, Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"load average        {load['before']:.2f} before, {load['after']:.2f} after "
+        "(1 min, this run included)"
+        if load["before"] is not None and load["after"] is not None
+        else "load average        unknown",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events to send")
+    parser.add_argument("--batch", type=int, default=1_000, help="events per request")
+    parser.add_argument("--clients", type=int, default=4, help="client threads")
+    parser.add_argument("--format", choices=("json", "ndjson"), default="json")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    result = run(args.events, args.batch, args.clients, args.format)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0 if result["stored"] == args.events else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""``tripwire serve``: the HTTP collector; ``tripwire labels load``: labels from a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+
+from tripwire.commands.common import config_option, err, open_store, out, store_option
+from tripwire.config import ModelConfig, load_config
+from tripwire.errors import TripwireError
+from tripwire.events import validate_labels
+from tripwire.tabular import read_table
+
+LABEL_COLUMNS = ("event_id", "label", "labelled_at")
+
+
+def _token(env: str, insecure: bool, role: str) -> str | None:
+    token = os.environ.get(env) or None
+    if token is None and not insecure:
+        raise TripwireError(
+            f"no {role} token: set the environment variable {env} (or name another with "
+            f"--{role}-token-env), or pass --insecure to accept requests without one"
+        )
+    return token
+
+
+def _configs(paths: tuple[Path, ...]) -> dict[str, ModelConfig]:
+    configs: dict[str, ModelConfig] = {}
+    for path in paths:
+        config = load_config(path)
+        if config.name in configs:
+            raise TripwireError(
+                f"{path}: model {config.name!r} is already served by another --config"
+            )
+        configs[config.name] = config
+    return configs
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_paths",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A model's tripwire.yaml; repeat for each model the collector accepts.",
+)
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="The port to listen on.")
+@click.option(
+    "--ingest-token-env",
+    default="TRIPWIRE_INGEST_TOKEN",
+    show_default=True,
+    help="The environment variable holding the bearer token for POST /v1/events and /v1/labels.",
+)
+@click.option(
+    "--read-token-env",
+    default="TRIPWIRE_READ_TOKEN",
+    show_default=True,
+    help="The environment variable holding the bearer token for GET /v1/quarantine.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Accept requests without a token when its environment variable is unset.",
+)
+def serve(
+    config_paths: tuple[Path, ...],
+    store_path: Path | None,
+    host: str,
+    port: int,
+    ingest_token_env: str,
+    read_token_env: str,
+    insecure: bool,
+) -> None:
+    """Collect prediction events and labels over HTTP into the store.
+
+    Clients POST batches to /v1/events and /v1/labels (JSON or NDJSON) with the ingest token;
+    invalid items are rejected one by one and quarantined. The collector owns the store while it
+    runs (DuckDB allows one writing process). Tokens are read from environment variables, never
+    from the command line. The API is documented at /docs.
+
+    \b
+    Example:
+      export TRIPWIRE_INGEST_TOKEN=... TRIPWIRE_READ_TOKEN=...
+      tripwire serve --config fraud.yaml --config churn.yaml --store tripwire.duckdb --port 8080
+    """
+    import uvicorn
+
+    from tripwire.server import create_app
+
+    configs = _configs(config_paths)
+    ingest_token = _token(ingest_token_env, insecure, "ingest")
+    read_token = _token(read_token_env, insecure, "read")
+    store = open_store(next(iter(configs.values())), store_path)
+    try:
+        app = create_app(configs, store, ingest_token, read_token)
+        open_to = [role for role, t in (("ingest", ingest_token), ("read", read_token)) if not t]
+        if open_to:
+            err.print(f"warning: --insecure: {' and '.join(open_to)} endpoints need no token")
+        err.print(
+            f"collecting for {', '.join(sorted(configs))} into {store.path} "
+            f"on http://{host}:{port} (API docs at /docs)"
+        )
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        store.close()
+
+
+@click.group()
+def labels() -> None:
+    """Load labels (the outcomes of logged predictions) into the store."""
+
+
+@labels.command("load")
+@click.argument("path", type=click.Path(path_type=Path))
+@config_option
+@store_option
+def load(path: Path, config_path: Path, store_path: Path | None) -> None:
+    """Load labels from a CSV or Parquet file with columns event_id, label[, labelled_at].
+
+    Labels join their events by event_id; a later label for an event replaces the earlier one.
+    Rows that do not validate are quarantined with their row number (1 is the first row after
+    the header) and the rest are stored.
+
+    \b
+    Example:
+      tripwire labels load labels.csv --config tripwire.yaml --store tripwire.duckdb
+    """
+    config = load_config(config_path)
+    items = _label_rows(read_table(path), path, config.name)
+    accepted, invalid = validate_labels(config, items)
+    # Rows are numbered from 1, as a reader counts them.
+    rejected = [r.model_copy(update={"index": r.index + 1}) for r in invalid]
+    with open_store(config, store_path) as store:
+        store.write_labels(accepted)
+        store.quarantine(config.name, f"labels load {path}", rejected)
+    out.print(f"{path}: {len(accepted):,} labels stored, {len(rejected):,} quarantined")
+    for r in rejected[:10]:
+        out.print(f"  row {r.index}: {r.reason}")
+    if len(rejected) > 10:
+        out.print(f"  ... and {len(rejected) - 10:,} more (see the store's quarantine)")
+
+
+def _label_rows(table: pa.Table, path: Path, model: str) -> list[dict[str, Any]]:
+    missing = [name for name in LABEL_COLUMNS[:2] if name not in table.column_names]
+    if missing:
+        raise TripwireError(
+            f"{path}: missing column {', '.join(missing)} (expected event_id, label[, labelled_at])"
+        )
+    # A CSV reader types numeric ids as integers; an event id is text.
+    ids = table.column("event_id").cast(pa.string())
+    columns = {"event_id": ids, "label": table.column("label")}
+    if "labelled_at" in table.column_names:
+        columns["labelled_at"] = table.column("labelled_at")
+    rows: list[dict[str, Any]] = pa.table(columns).to_pylist()
+    for row in rows:
+        row["model"] = model
+    return rows
+
+
+COMMANDS = (serve, labels)

@@ -1,0 +1,174 @@
+"""The collector's HTTP API: ``create_app`` wires the endpoints to a store it owns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from tripwire import __version__
+from tripwire.config import ModelConfig
+from tripwire.server.auth import bearer_guard
+from tripwire.server.body import JSON, NDJSON, BodyError, MediaTypeError, parse_batch
+from tripwire.server.collector import Collector
+from tripwire.server.schemas import (
+    EventBatch,
+    EventIngestResult,
+    Health,
+    LabelBatch,
+    LabelIngestResult,
+    QuarantinePage,
+)
+from tripwire.store import DuckDBStore
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+DESCRIPTION = """\
+Receives prediction events and their delayed labels, validates them against each model's
+config and stores them in the tripwire store. Invalid items are rejected one by one (with their
+index and reason) and kept in the quarantine; the rest of their batch is stored.
+"""
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not a batch (malformed JSON, wrong shape); nothing stored."},
+    401: {"description": "Missing or wrong bearer token."},
+    413: {"description": "The body is larger than the collector accepts."},
+    415: {"description": "Content-Type is neither application/json nor application/x-ndjson."},
+}
+
+
+def create_app(
+    configs: Mapping[str, ModelConfig],
+    store: DuckDBStore,
+    ingest_token: str | None,
+    read_token: str | None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The collector for ``configs`` (by model name), writing to ``store``.
+
+    ``ingest_token`` guards the endpoints that write, ``read_token`` the ones that read what was
+    stored; ``None`` leaves them open. The app owns ``store`` while it runs: DuckDB allows one
+    writing process, and the app serializes its own threads' use of the connection.
+    """
+    collector = Collector(configs, store)
+    ingest = Depends(bearer_guard(ingest_token, "IngestToken"))
+    read = Depends(bearer_guard(read_token, "ReadToken"))
+    app = FastAPI(title="tripwire collector", version=__version__, description=DESCRIPTION)
+
+    @app.exception_handler(BodyError)
+    def _bad_body(_: Request, exc: BodyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(MediaTypeError)
+    def _bad_media_type(_: Request, exc: MediaTypeError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+        )
+
+    @app.post(
+        "/v1/events",
+        dependencies=[ingest],
+        responses=_ERRORS,
+        openapi_extra=_batch_body(EventBatch, "One event object per line."),
+    )
+    async def post_events(request: Request) -> EventIngestResult:
+        """Store a batch of prediction events (idempotent on model and event_id)."""
+        raw = await _read_body(request, max_body_bytes)
+        # Parsing, validation and the write are CPU and disk work: off the event loop.
+        batch = await run_in_threadpool(
+            parse_batch, request.headers.get("content-type"), raw, "events"
+        )
+        return await run_in_threadpool(collector.ingest_events, batch)
+
+    @app.post(
+        "/v1/labels",
+        dependencies=[ingest],
+        responses=_ERRORS,
+        openapi_extra=_batch_body(LabelBatch, "One label object per line."),
+    )
+    async def post_labels(request: Request) -> LabelIngestResult:
+        """Store a batch of labels, joined to their events by model and event_id."""
+        raw = await _read_body(request, max_body_bytes)
+        batch = await run_in_threadpool(
+            parse_batch, request.headers.get("content-type"), raw, "labels"
+        )
+        return await run_in_threadpool(collector.ingest_labels, batch)
+
+    @app.get("/v1/health")
+    def health() -> Health:
+        """The collector is up; no token needed."""
+        return Health(version=__version__, models=sorted(collector.configs))
+
+    @app.get("/v1/quarantine", dependencies=[read], responses={401: _ERRORS[401]})
+    def quarantine(
+        model: Annotated[str, Query(description="The model whose rejected items to list.")],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> QuarantinePage:
+        """Items rejected for a model, with why, oldest first."""
+        return collector.quarantine_page(model, limit, offset)
+
+    _document_batches(app)
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        detail=f"the body is larger than {limit:,} bytes: send smaller batches",
+    )
+
+
+def _batch_body(model: type[BaseModel], line: str) -> dict[str, Any]:
+    # The endpoints read the body themselves (to take NDJSON and reject items one by one), so
+    # FastAPI cannot infer it; this declares both formats in the OpenAPI spec.
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+                NDJSON: {"schema": {"type": "string", "description": line}},
+            },
+        }
+    }
+
+
+def _document_batches(app: FastAPI) -> None:
+    """Add the batch models that ``_batch_body`` refers to to the spec's schemas."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in (EventBatch, LabelBatch):
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

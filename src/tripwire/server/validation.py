@@ -1,0 +1,120 @@
+"""Routing a batch's items to their models and validating them per model.
+
+Each model's items are validated with ``tripwire.events.validate_events`` (or
+``validate_labels``), so the collector accepts and rejects exactly what every other entry point
+does. Because those check one item at a time, a whole model's items are first validated in one
+call through a ``TypeAdapter`` over the list: when all of them pass (the usual case) that is the
+answer; when any fails, the per-item validation runs to say which and why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from tripwire.config import ModelConfig
+from tripwire.events import Event, Label, Rejected, validate_events, validate_labels
+from tripwire.server.body import PAYLOAD_CHARS
+
+# Where items that name no model the collector knows are quarantined, when they name none.
+UNKNOWN_MODEL = "(unknown)"
+
+Item = TypeVar("Item", Event, Label)
+Validator = Callable[[ModelConfig, list[Any]], tuple[list[Item], list[Rejected]]]
+
+_EVENTS = TypeAdapter(list[Event])
+_LABELS = TypeAdapter(list[Label])
+
+
+@dataclass
+class Validated(Generic[Item]):
+    """Valid items of a batch, and rejected ones by the model they are quarantined under."""
+
+    accepted: list[Item] = field(default_factory=list)
+    rejected: dict[str, list[Rejected]] = field(default_factory=dict)
+
+    def reject(self, model: str, rejected: Rejected) -> None:
+        self.rejected.setdefault(model, []).append(rejected)
+
+
+def validate_event_batch(
+    configs: Mapping[str, ModelConfig], items: Sequence[Any], indices: Sequence[int]
+) -> Validated[Event]:
+    """Events of known models that validate, and the rest with their batch index and reason."""
+    return _validate(configs, items, indices, _events_of_model)
+
+
+def validate_label_batch(
+    configs: Mapping[str, ModelConfig], items: Sequence[Any], indices: Sequence[int]
+) -> Validated[Label]:
+    """Labels of known models that validate, and the rest with their batch index and reason."""
+    return _validate(configs, items, indices, _labels_of_model)
+
+
+def _events_of_model(config: ModelConfig, items: list[Any]) -> tuple[list[Event], list[Rejected]]:
+    try:
+        events = _EVENTS.validate_python(items)
+    except ValidationError:
+        return validate_events(config, items)
+    expected = set(config.columns.features)
+    if any(e.model != config.name or not expected <= e.features.keys() for e in events):
+        return validate_events(config, items)
+    return events, []
+
+
+def _labels_of_model(config: ModelConfig, items: list[Any]) -> tuple[list[Label], list[Rejected]]:
+    try:
+        labels = _LABELS.validate_python(items)
+    except ValidationError:
+        return validate_labels(config, items)
+    if any(x.model != config.name for x in labels):
+        return validate_labels(config, items)
+    return labels, []
+
+
+def _validate(
+    configs: Mapping[str, ModelConfig],
+    items: Sequence[Any],
+    indices: Sequence[int],
+    validate: Validator[Item],
+) -> Validated[Item]:
+    result: Validated[Item] = Validated()
+    groups: dict[str, tuple[list[Any], list[int]]] = {}
+    for item, index in zip(items, indices, strict=True):
+        model = item.get("model") if isinstance(item, dict) else None
+        if isinstance(model, str) and model in configs:
+            group = groups.setdefault(model, ([], []))
+            group[0].append(item)
+            group[1].append(index)
+            continue
+        quarantine_as = model if isinstance(model, str) and model else UNKNOWN_MODEL
+        reason = _unroutable(item, model, configs)
+        result.reject(quarantine_as, Rejected(index=index, reason=reason, payload=_text(item)))
+    for model, (group_items, group_indices) in groups.items():
+        accepted, rejected = validate(configs[model], group_items)
+        result.accepted += accepted
+        for r in rejected:
+            # validate_* number items within the model's group; report the batch's index.
+            result.reject(model, r.model_copy(update={"index": group_indices[r.index]}))
+    return result
+
+
+def _unroutable(item: Any, model: Any, configs: Mapping[str, ModelConfig]) -> str:
+    known = ", ".join(repr(name) for name in sorted(configs))
+    if not isinstance(item, dict):
+        return f"not a JSON object (got {type(item).__name__})"
+    if model is None:
+        return f"model: missing; this collector accepts {known}"
+    return f"model: unknown model {model!r}; this collector accepts {known}"
+
+
+def _text(item: Any) -> str:
+    # Rendered as validate_events renders the payloads it rejects.
+    try:
+        return json.dumps(item, default=str)[:PAYLOAD_CHARS]
+    except (TypeError, ValueError):
+        return repr(item)[:PAYLOAD_CHARS]
