@@ -1,8 +1,33 @@
 """Where metric history, window profiles, incidents and calibrations live.
 
-The embedded default is one DuckDB file (:class:`DuckDBStore`).
+The embedded default is one DuckDB file (:class:`DuckDBStore`); :class:`PostgresStore` keeps
+the same tables in a PostgreSQL server, with the same methods, for stores several processes
+share. It needs the ``postgres`` extra: ``pip install 'tripwire[postgres]'``.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from tripwire.store.duckdb_store import DuckDBStore
 
-__all__ = ["DuckDBStore"]
+if TYPE_CHECKING:
+    from tripwire.store.postgres_store import PostgresStore
+
+__all__ = ["DuckDBStore", "PostgresStore"]
+
+
+def __getattr__(name: str) -> object:
+    # PostgresStore is imported on first use, so that tripwire without the postgres extra
+    # (no psycopg) still imports, and DuckDB users never load the driver.
+    if name == "PostgresStore":
+        try:
+            from tripwire.store.postgres_store import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "psycopg":
+                raise
+            raise ImportError(
+                "PostgresStore needs psycopg 3: pip install 'tripwire[postgres]'"
+            ) from exc
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

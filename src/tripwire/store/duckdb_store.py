@@ -6,9 +6,8 @@ Rows go in and come out as Arrow tables, so history is never looped over in Pyth
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -17,29 +16,20 @@ import pyarrow as pa
 from tripwire.errors import TripwireError
 from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
+from tripwire.store.common import (
+    METRIC_COLUMNS,
+    PRODUCTION,
+    event_table,
+    label_table,
+    metric_table,
+    naive_utc,
+    newer_schema,
+    now_utc,
+    windows_used_json,
+)
 from tripwire.store.schema import MIGRATIONS
 
-PRODUCTION = "production"
-
-_METRIC_COLUMNS = (
-    "segment",
-    "feature",
-    "layer",
-    "metric",
-    "value",
-    "status",
-    "threshold",
-    "reference",
-    "n",
-    "importance",
-    "bound",
-    "reason",
-)
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    # TIMESTAMP columns hold UTC without a zone; aware datetimes are converted first.
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+__all__ = ["PRODUCTION", "DuckDBStore"]
 
 
 class DuckDBStore:
@@ -76,10 +66,7 @@ class DuckDBStore:
         current = latest or 0
         if current > len(MIGRATIONS):
             db.close()
-            raise TripwireError(
-                f"{self.path}: store schema version {current} is newer than this tripwire "
-                f"({len(MIGRATIONS)}); upgrade tripwire"
-            )
+            raise newer_schema(self.path, current, len(MIGRATIONS))
         for version in range(current + 1, len(MIGRATIONS) + 1):
             db.execute("BEGIN")
             db.execute(MIGRATIONS[version - 1])
@@ -99,23 +86,8 @@ class DuckDBStore:
         namespace: str = PRODUCTION,
     ) -> None:
         """Store one window's profile and metric rows, replacing what it had (idempotent)."""
-        key = [model, namespace, _naive_utc(start), int(length.total_seconds())]
-        table = pa.table(
-            {
-                "segment": [r.segment for r in rows],
-                "feature": [r.feature or "" for r in rows],
-                "layer": [r.layer for r in rows],
-                "metric": [r.metric for r in rows],
-                "value": pa.array([r.value for r in rows], pa.float64()),
-                "status": [r.status for r in rows],
-                "threshold": pa.array([r.threshold for r in rows], pa.float64()),
-                "reference": pa.array([r.reference for r in rows], pa.float64()),
-                "n": pa.array([r.n for r in rows], pa.int64()),
-                "importance": pa.array([r.importance for r in rows], pa.float64()),
-                "bound": pa.array([r.bound for r in rows], pa.float64()),
-                "reason": pa.array([r.reason for r in rows], pa.string()),
-            }
-        )
+        key = [model, namespace, naive_utc(start), int(length.total_seconds())]
+        table = metric_table(rows)
         db = self.connection
         where = "model = ? AND namespace = ? AND window_start = ? AND window_seconds = ?"
         db.execute("BEGIN")
@@ -124,12 +96,11 @@ class DuckDBStore:
             db.execute(f"DELETE FROM windows WHERE {where}", key)
             db.execute(
                 "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [*key, n_rows, profile, _naive_utc(datetime.now(UTC))],
+                [*key, n_rows, profile, now_utc()],
             )
             db.register("new_rows", table)
             db.execute(
-                f"INSERT INTO metrics SELECT ?, ?, ?, ?, {', '.join(_METRIC_COLUMNS)} "
-                "FROM new_rows",
+                f"INSERT INTO metrics SELECT ?, ?, ?, ?, {', '.join(METRIC_COLUMNS)} FROM new_rows",
                 key,
             )
             db.unregister("new_rows")
@@ -159,10 +130,10 @@ class DuckDBStore:
             params += list(metrics)
         if since is not None:
             query += " AND window_start >= ?"
-            params.append(_naive_utc(since))
+            params.append(naive_utc(since))
         if until is not None:
             query += " AND window_start < ?"
-            params.append(_naive_utc(until))
+            params.append(naive_utc(until))
         query += " ORDER BY window_start, segment, feature, metric"
         return self.connection.sql(query, params=params).to_arrow_table()
 
@@ -189,7 +160,7 @@ class DuckDBStore:
             "SELECT window_start, profile FROM windows WHERE model = ? AND namespace = ? "
             "AND window_seconds = ? AND window_start >= ? AND window_start < ? "
             "ORDER BY window_start",
-            [model, namespace, int(length.total_seconds()), _naive_utc(since), _naive_utc(until)],
+            [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
         ).fetchall()
         return [(start, bytes(blob)) for start, blob in rows]
 
@@ -200,24 +171,7 @@ class DuckDBStore:
         redelivered event is harmless. Returns how many were new."""
         if not events:
             return 0
-        now = _naive_utc(datetime.now(UTC))
-        table = pa.table(
-            {
-                "model": [e.model for e in events],
-                "event_id": [e.event_id for e in events],
-                "model_version": pa.array([e.model_version for e in events], pa.string()),
-                "role": [e.role for e in events],
-                "ts": pa.array([_naive_utc(e.timestamp) for e in events], pa.timestamp("us")),
-                "features": [json.dumps(e.features) for e in events],
-                "prediction": pa.array([e.prediction for e in events], pa.float64()),
-                "latency_ms": pa.array([e.latency_ms for e in events], pa.float64()),
-                "status": pa.array([e.status for e in events], pa.string()),
-                "cost": pa.array([e.cost for e in events], pa.float64()),
-                "segments": [json.dumps(e.segments) for e in events],
-                "metadata": [json.dumps(e.metadata, default=str) for e in events],
-                "received_at": pa.array([now] * len(events), pa.timestamp("us")),
-            }
-        )
+        table = event_table(events, now_utc())
         db = self.connection
         db.register("new_events", table)
         try:
@@ -233,19 +187,7 @@ class DuckDBStore:
         """Store labels; a later label for the same event replaces the earlier one."""
         if not labels:
             return 0
-        now = _naive_utc(datetime.now(UTC))
-        table = pa.table(
-            {
-                "model": [x.model for x in labels],
-                "event_id": [x.event_id for x in labels],
-                "label": pa.array([x.label for x in labels], pa.float64()),
-                "labelled_at": pa.array(
-                    [_naive_utc(x.labelled_at) if x.labelled_at else None for x in labels],
-                    pa.timestamp("us"),
-                ),
-                "received_at": pa.array([now] * len(labels), pa.timestamp("us")),
-            }
-        )
+        table = label_table(labels, now_utc())
         db = self.connection
         db.register("new_labels", table)
         try:
@@ -256,7 +198,7 @@ class DuckDBStore:
 
     def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
         """Keep what failed validation, with the reason, so nothing is dropped silently."""
-        now = _naive_utc(datetime.now(UTC))
+        now = now_utc()
         self.connection.executemany(
             "INSERT INTO quarantine (received_at, model, source, reason, payload) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -287,26 +229,26 @@ class DuckDBStore:
         params: list[object] = [model, role]
         if since is not None:
             query += " AND e.ts >= ?"
-            params.append(_naive_utc(since))
+            params.append(naive_utc(since))
         if until is not None:
             query += " AND e.ts < ?"
-            params.append(_naive_utc(until))
+            params.append(naive_utc(until))
         return self.connection.sql(query + " ORDER BY e.ts", params=params).to_arrow_table()
 
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
         db = self.connection
         ((count,),) = db.execute(
-            "SELECT count(*) FROM events WHERE model = ? AND ts < ?", [model, _naive_utc(before)]
+            "SELECT count(*) FROM events WHERE model = ? AND ts < ?", [model, naive_utc(before)]
         ).fetchall()
         db.execute("BEGIN")
         try:
             db.execute(
                 "DELETE FROM labels WHERE model = ? AND event_id IN "
                 "(SELECT event_id FROM events WHERE model = ? AND ts < ?)",
-                [model, model, _naive_utc(before)],
+                [model, model, naive_utc(before)],
             )
-            db.execute("DELETE FROM events WHERE model = ? AND ts < ?", [model, _naive_utc(before)])
+            db.execute("DELETE FROM events WHERE model = ? AND ts < ?", [model, naive_utc(before)])
             db.execute("COMMIT")
         except Exception:
             db.execute("ROLLBACK")
@@ -319,7 +261,7 @@ class DuckDBStore:
         """Keep a window out of calibration (a known outage, a holiday, a test)."""
         self.connection.execute(
             "INSERT OR REPLACE INTO abnormal_windows VALUES (?, ?, ?)",
-            [model, _naive_utc(start), reason],
+            [model, naive_utc(start), reason],
         )
 
     def abnormal_windows(self, model: str) -> set[datetime]:
@@ -349,8 +291,8 @@ class DuckDBStore:
                 threshold,
                 quantile,
                 floor,
-                json.dumps([w.isoformat() for w in windows_used]),
-                _naive_utc(datetime.now(UTC)),
+                windows_used_json(windows_used),
+                now_utc(),
             ],
         )
 

@@ -1,10 +1,14 @@
-"""The embedded DuckDB store, on real database files: migrations, idempotent windows, history
-queries, stored profiles that merge like the raw data, calibrations, incidents, persistence."""
+"""Every store, DuckDB file and PostgreSQL database alike (see conftest.py): migrations,
+idempotent windows, history queries, stored profiles that merge like the raw data,
+calibrations, incidents, the prediction log, persistence, and one table layout for all."""
 
 from __future__ import annotations
 
 import json
 import math
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,12 +21,18 @@ import pytest
 
 from tripwire.config import parse_config
 from tripwire.errors import TripwireError
+from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.monitor import Monitor
 from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
 from tripwire.store import DuckDBStore
+from tripwire.store.common import CALIBRATIONS, EVENTS, HISTORY, INCIDENTS, QUARANTINED
+from tripwire.store.common import TABLES as LAYOUT
 from tripwire.store.schema import MIGRATIONS
+
+Store = Any  # DuckDBStore or PostgresStore: the same methods, whichever the test was given
+Opener = Callable[[], Store]
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -45,7 +55,15 @@ HISTORY_COLUMNS = [
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
+    """Where the DuckDB-only tests keep their file."""
     return tmp_path / "tripwire.duckdb"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def rows(psi: float = 0.3, auc: float | None = 0.81) -> list[MetricRow]:
@@ -101,18 +119,18 @@ def rows(psi: float = 0.3, auc: float | None = 0.81) -> list[MetricRow]:
     ]
 
 
-def write(store: DuckDBStore, start: datetime, length: timedelta = DAY, **kwargs: Any) -> None:
+def write(store: Store, start: datetime, length: timedelta = DAY, **kwargs: Any) -> None:
     store.write_window(
         "fraud", start, length, rows(**kwargs), profile=f"profile {start}".encode(), n_rows=1000
     )
 
 
-def tables(store: DuckDBStore) -> set[str]:
+def tables(store: Store) -> set[str]:
     found = store.connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
     return {name for (name,) in found}
 
 
-def versions(store: DuckDBStore) -> list[int]:
+def versions(store: Store) -> list[int]:
     found = store.connection.execute(
         "SELECT version FROM schema_version ORDER BY version"
     ).fetchall()
@@ -122,18 +140,19 @@ def versions(store: DuckDBStore) -> list[int]:
 # --- migrations ------------------------------------------------------------------------------
 
 
-def test_migrations_create_the_tables_and_record_the_version(path):
-    with DuckDBStore(path) as store:
+def test_migrations_create_the_tables_and_record_the_version(open_store, backend, tmp_path):
+    with open_store() as store:
         assert tables(store) >= TABLES
         assert versions(store) == list(range(1, len(MIGRATIONS) + 1))
-    assert path.exists()
+    if backend == "duckdb":
+        assert (tmp_path / "tripwire.duckdb").exists()
 
 
-def test_reopening_does_not_run_the_migrations_again(path):
-    with DuckDBStore(path) as store:
+def test_reopening_does_not_run_the_migrations_again(open_store):
+    with open_store() as store:
         write(store, T0)
     # Running migration 1 again would fail (CREATE TABLE of existing tables) or wipe data.
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         assert versions(store) == list(range(1, len(MIGRATIONS) + 1))
         assert store.window_starts("fraud", DAY) == [T0]
 
@@ -162,11 +181,85 @@ def test_in_memory_store():
         assert store.history("fraud", DAY).num_rows == len(rows())
 
 
+def test_both_dialects_have_the_same_migrations():
+    postgres_store = pytest.importorskip("tripwire.store.postgres_store")
+    assert len(postgres_store.MIGRATIONS) == len(MIGRATIONS)
+
+
+def test_a_postgres_store_newer_than_the_code_is_refused_naming_the_database(postgres_server):
+    from tripwire.store import PostgresStore
+
+    dsn = postgres_server.new_dsn()
+    with PostgresStore(dsn) as store:
+        store.connection.execute("INSERT INTO schema_version VALUES (%s)", [len(MIGRATIONS) + 1])
+    with pytest.raises(TripwireError, match="newer") as error:
+        PostgresStore(dsn)
+    assert "dbname=tripwire" in str(error.value)
+
+
+def test_an_unreachable_server_is_a_tripwire_error_without_the_password(postgres_server):
+    from tripwire.store import PostgresStore
+
+    # Nothing listens on this port once the probe socket is closed.
+    dsn = f"host=127.0.0.1 port={free_port()} user=postgres password=s3cret connect_timeout=5"
+    with pytest.raises(TripwireError, match="cannot open the store") as error:
+        PostgresStore(dsn)
+    assert "127.0.0.1" in str(error.value)
+    assert "s3cret" not in str(error.value)
+
+
+def test_postgres_stores_opening_a_new_database_at_once_migrate_it_once(postgres_server):
+    """Several processes may start against one new database; the migrations run once."""
+    from tripwire.store import PostgresStore
+
+    dsn = postgres_server.new_dsn()
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(lambda _: PostgresStore(dsn), range(4)))
+    try:
+        for store in opened:
+            assert versions(store) == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        for store in opened:
+            store.close()
+
+
+def test_every_store_has_the_shared_table_layout(store, backend):
+    """Each dialect's migrations add up to the one layout the Arrow tables are built from."""
+    names = {
+        "duckdb": {
+            pa.string(): {"VARCHAR", "JSON"},
+            pa.timestamp("us"): {"TIMESTAMP"},
+            pa.int64(): {"BIGINT"},
+            pa.int32(): {"INTEGER"},
+            pa.float64(): {"DOUBLE"},
+            pa.binary(): {"BLOB"},
+        },
+        "postgres": {
+            pa.string(): {"text"},
+            pa.timestamp("us"): {"timestamp without time zone"},
+            pa.int64(): {"bigint"},
+            pa.int32(): {"integer"},
+            pa.float64(): {"double precision"},
+            pa.binary(): {"bytea"},
+        },
+    }[backend]
+    for table, schema in LAYOUT.items():
+        found = store.connection.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = '{table}' "
+            "ORDER BY ordinal_position"
+        ).fetchall()
+        assert [name for name, _, _ in found] == schema.names, table
+        for (name, kind, nullable), field in zip(found, schema, strict=True):
+            assert kind in names[field.type], (table, name, kind)
+            assert (nullable == "YES") == field.nullable, (table, name)
+
+
 # --- windows and metric history --------------------------------------------------------------
 
 
-def test_write_window_then_history_returns_the_rows(path):
-    with DuckDBStore(path) as store:
+def test_write_window_then_history_returns_the_rows(open_store):
+    with open_store() as store:
         write(store, T0)
         got = store.history("fraud", DAY)
     assert got.column_names == HISTORY_COLUMNS
@@ -243,8 +336,8 @@ def test_write_window_then_history_returns_the_rows(path):
     ]
 
 
-def test_bound_and_reason_are_stored_too(path):
-    with DuckDBStore(path) as store:
+def test_bound_and_reason_are_stored_too(open_store):
+    with open_store() as store:
         write(store, T0)
         got = store.connection.execute(
             "SELECT metric, bound, reason FROM metrics ORDER BY metric"
@@ -258,8 +351,8 @@ def test_bound_and_reason_are_stored_too(path):
     ]
 
 
-def test_writing_a_window_again_replaces_its_rows(path):
-    with DuckDBStore(path) as store:
+def test_writing_a_window_again_replaces_its_rows(open_store):
+    with open_store() as store:
         write(store, T0, psi=0.3)
         write(store, T0 + DAY, psi=0.4)
         store.write_window("fraud", T0, DAY, rows(psi=0.9)[:1], profile=b"second", n_rows=5)
@@ -280,8 +373,8 @@ def test_writing_a_window_again_replaces_its_rows(path):
     assert n_rows == [(T0, 5), (T0 + DAY, 1000)]
 
 
-def test_writing_the_same_window_twice_is_idempotent(path):
-    with DuckDBStore(path) as store:
+def test_writing_the_same_window_twice_is_idempotent(open_store):
+    with open_store() as store:
         write(store, T0)
         once = store.history("fraud", DAY)
         write(store, T0)
@@ -289,8 +382,8 @@ def test_writing_the_same_window_twice_is_idempotent(path):
         assert store.window_starts("fraud", DAY) == [T0]
 
 
-def test_a_window_without_rows_is_still_a_window(path):
-    with DuckDBStore(path) as store:
+def test_a_window_without_rows_is_still_a_window(open_store):
+    with open_store() as store:
         write(store, T0)
         store.write_window("fraud", T0, DAY, [], profile=b"empty", n_rows=0)
         assert store.window_starts("fraud", DAY) == [T0]
@@ -298,8 +391,8 @@ def test_a_window_without_rows_is_still_a_window(path):
         assert store.profiles("fraud", DAY, T0, T0 + DAY) == [(T0, b"empty")]
 
 
-def test_history_filters_by_metric_time_length_model_and_namespace(path):
-    with DuckDBStore(path) as store:
+def test_history_filters_by_metric_time_length_model_and_namespace(open_store):
+    with open_store() as store:
         for day in range(5):
             write(store, T0 + day * DAY, psi=0.1 * day)
         write(store, T0, WEEK, psi=0.77)
@@ -336,9 +429,9 @@ def test_history_filters_by_metric_time_length_model_and_namespace(path):
         assert starts == sorted(starts)
 
 
-def test_aware_window_starts_are_stored_as_naive_utc(path):
+def test_aware_window_starts_are_stored_as_naive_utc(open_store):
     plus_two = timezone(timedelta(hours=2))
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         write(store, datetime(2024, 5, 1, 2, 0, tzinfo=plus_two))  # 00:00 UTC
         assert store.window_starts("fraud", DAY) == [T0]
         since = datetime(2024, 5, 1, tzinfo=UTC)
@@ -403,19 +496,19 @@ def assert_same(a: Any, b: Any, where: str = "profile") -> None:
         assert a == b, where
 
 
-def test_stored_profiles_merge_like_the_concatenated_data(path):
+def test_stored_profiles_merge_like_the_concatenated_data(open_store):
     rng = np.random.default_rng(7)
     monitor = Monitor(MONITOR_CONFIG).fit(_data(rng, 3000))
     chunks = [_data(rng, n, shift) for n, shift in ((700, 0.0), (1100, 0.3), (500, 0.8))]
     blobs = []
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         for day, chunk in enumerate(chunks):
             profile = monitor.profile(chunk)
             blob = serialize.to_bytes(profile)
             blobs.append(blob)
             report = monitor.evaluate(profile)
             store.write_window("toy", T0 + day * DAY, DAY, report.rows, blob, chunk.num_rows)
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         stored = store.profiles("toy", DAY, T0, T0 + 3 * DAY)
         assert store.profiles("toy", DAY, T0 + DAY, T0 + 2 * DAY) == [(T0 + DAY, blobs[1])]
         assert store.profiles("toy", WEEK, T0, T0 + 3 * DAY) == []
@@ -439,14 +532,14 @@ def test_stored_profiles_merge_like_the_concatenated_data(path):
 # --- calibrations and abnormal windows -------------------------------------------------------
 
 
-def test_calibrations_round_trip_and_replace(path):
+def test_calibrations_round_trip_and_replace(open_store):
     used = [T0, T0 + DAY, T0 + 2 * DAY]
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         store.save_calibration("fraud", "psi", "amount", "all", 0.31, 0.99, 0.2, used)
         store.save_calibration("fraud", "auc", "", "country=us", 0.7, 0.01, 0.6, used[:1])
         store.save_calibration("fraud", "psi", "amount", "all", 0.35, 0.995, 0.2, used[1:])
         store.save_calibration("other", "psi", "amount", "all", 9.0, 0.5, 0.1, used)
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         table = store.calibrations("fraud")
         assert store.calibrations("nobody").num_rows == 0
     got = table.to_pylist()
@@ -462,14 +555,14 @@ def test_calibrations_round_trip_and_replace(path):
     assert all(c["model"] == "fraud" and isinstance(c["computed_at"], datetime) for c in got)
 
 
-def test_abnormal_windows_round_trip(path):
+def test_abnormal_windows_round_trip(open_store):
     plus_two = timezone(timedelta(hours=2))
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         store.mark_abnormal("fraud", T0, "outage")
         store.mark_abnormal("fraud", T0, "outage, upstream")  # marking again replaces
         store.mark_abnormal("fraud", datetime(2024, 5, 3, 2, tzinfo=plus_two), "holiday")
         store.mark_abnormal("other", T0 + DAY, "test")
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         assert store.abnormal_windows("fraud") == {T0, T0 + 2 * DAY}
         assert store.abnormal_windows("other") == {T0 + DAY}
         assert store.abnormal_windows("nobody") == set()
@@ -505,9 +598,9 @@ def incident(model: str, rule: str, day: int, namespace: str = "production") -> 
     }
 
 
-def test_save_incidents_replaces_the_models_incidents(path):
+def test_save_incidents_replaces_the_models_incidents(open_store):
     first = [incident("fraud", "drift", 0), incident("fraud", "drift", 1)]
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         store.save_incidents("fraud", pa.Table.from_pylist(first))
         store.save_incidents("other", pa.Table.from_pylist([incident("other", "drift", 0)]))
         assert store.incidents("fraud").to_pylist() == first
@@ -524,7 +617,7 @@ def test_save_incidents_replaces_the_models_incidents(path):
         assert store.incidents("fraud").to_pylist() == second
         assert [i["rule"] for i in store.incidents("fraud", "shadow").to_pylist()] == ["shadow"]
 
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         assert store.incidents("fraud").to_pylist() == second
         # No incidents any more: an empty table clears them.
         store.save_incidents("fraud", pa.table({}))
@@ -532,19 +625,168 @@ def test_save_incidents_replaces_the_models_incidents(path):
         assert store.incidents("other").num_rows == 1
 
 
-def test_columns_may_come_in_any_order(path):
+def test_columns_may_come_in_any_order(open_store):
     row = incident("fraud", "drift", 0)
     shuffled = pa.Table.from_pylist([dict(reversed(list(row.items())))])
-    with DuckDBStore(path) as store:
+    with open_store() as store:
         store.save_incidents("fraud", shuffled)
         assert store.incidents("fraud").to_pylist() == [row]
+
+
+# --- the prediction log -----------------------------------------------------------------------
+
+
+def event(event_id: str, minute: int, **fields: Any) -> Event:
+    return Event.model_validate(
+        {
+            "event_id": event_id,
+            "model": "fraud",
+            "timestamp": T0 + timedelta(minutes=minute),
+            "features": {"amount": 10.0 * minute, "country": "us"},
+            "prediction": minute / 100,
+            "segments": {"country": "us"},
+            **fields,
+        }
+    )
+
+
+def test_events_are_stored_once_and_read_back_oldest_first(store):
+    first = [event("a", 2), event("b", 1), event("s", 0, role="shadow")]
+    assert store.write_events(first) == 3
+    assert store.write_events(first[:2]) == 0  # redelivered
+    # A duplicate inside one batch counts once too.
+    assert store.write_events([event("c", 3), event("c", 3), event("a", 2)]) == 1
+    assert store.write_events([]) == 0
+
+    got = store.events("fraud")
+    assert got.schema == EVENTS
+    assert got["event_id"].to_pylist() == ["b", "a", "c"]
+    assert got["ts"].to_pylist() == [T0 + timedelta(minutes=m) for m in (1, 2, 3)]
+    assert got["prediction"].to_pylist() == [0.01, 0.02, 0.03]
+    assert got["label"].to_pylist() == [None, None, None]
+    assert json.loads(got["features"][0].as_py()) == {"amount": 10.0, "country": "us"}
+    assert json.loads(got["segments"][0].as_py()) == {"country": "us"}
+    assert store.events("fraud", role="shadow")["event_id"].to_pylist() == ["s"]
+    assert store.events("other").num_rows == 0
+
+
+def test_events_in_a_time_range_and_aware_timestamps_as_utc(store):
+    plus_two = timezone(timedelta(hours=2))
+    store.write_events(
+        [event(str(m), m) for m in range(5)]
+        + [event("aware", 0, timestamp=datetime(2024, 5, 1, 2, 10, tzinfo=plus_two))]
+    )
+    ranged = store.events("fraud", since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3))
+    assert ranged["event_id"].to_pylist() == ["1", "2"]
+    late = store.events("fraud", since=datetime(2024, 5, 1, 0, 4, tzinfo=UTC))
+    assert late["event_id"].to_pylist() == ["4", "aware"]
+    assert late["ts"].to_pylist() == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=10)]
+
+
+def test_a_nan_feature_is_stored_like_any_other(store):
+    # json.dumps writes NaN, which a JSON column type could refuse; the event must not be lost.
+    assert store.write_events([event("n", 1, features={"amount": float("nan")})]) == 1
+    (features,) = store.events("fraud")["features"].to_pylist()
+    assert math.isnan(json.loads(features)["amount"])
+
+
+def test_labels_join_their_events_and_a_later_label_replaces_the_earlier(store):
+    store.write_events([event("a", 1), event("b", 2), event("c", 3)])
+    assert store.write_labels([Label(event_id="a", model="fraud", label=1.0)]) == 1
+    later = [
+        Label(event_id="a", model="fraud", label=0.0, labelled_at=T0 + DAY),
+        Label(event_id="c", model="fraud", label=1.0),
+        Label(event_id="elsewhere", model="other", label=1.0),
+    ]
+    assert store.write_labels(later) == 3
+    assert store.write_labels([]) == 0
+    assert store.events("fraud")["label"].to_pylist() == [0.0, None, 1.0]
+    stored = store.connection.execute(
+        "SELECT event_id, label, labelled_at FROM labels WHERE model = 'fraud' ORDER BY event_id"
+    ).fetchall()
+    assert stored == [("a", 0.0, T0 + DAY), ("c", 1.0, None)]
+
+
+def test_quarantine_keeps_the_reason_and_the_payload_in_order(store):
+    rejected = [
+        Rejected(index=3, reason="event_id: too short", payload='{"event_id": ""}'),
+        Rejected(index=7, reason="prediction: not a number", payload='{"prediction": "high"}'),
+    ]
+    store.quarantine("fraud", "POST /events", rejected)
+    store.quarantine("fraud", "file.jsonl", rejected[:1])
+    store.quarantine("other", "POST /events", rejected)
+    got = store.quarantined("fraud")
+    assert got.schema == QUARANTINED
+    assert got["source"].to_pylist() == ["POST /events[3]", "POST /events[7]", "file.jsonl[3]"]
+    assert got["reason"].to_pylist() == [r.reason for r in (*rejected, rejected[0])]
+    assert "high" in got["payload"][1].as_py()
+    assert all(isinstance(t, datetime) for t in got["received_at"].to_pylist())
+    assert store.quarantined("nobody").num_rows == 0
+
+
+# --- one shape for every store ----------------------------------------------------------------
+
+
+def fill(store: Store) -> None:
+    """The same writes, to compare what two stores give back."""
+    for day in range(3):
+        write(store, T0 + day * DAY, psi=0.1 * day, auc=None if day == 1 else 0.8)
+    store.write_window("fraud", T0, WEEK, rows(), b"week", 7, namespace="shadow")
+    store.write_events([event(str(m), m) for m in range(4)] + [event("x", 9, cost=2.5)])
+    store.write_labels([Label(event_id="1", model="fraud", label=1.0)])
+    store.quarantine("fraud", "src", [Rejected(index=0, reason="bad", payload="{}")])
+    store.save_calibration("fraud", "psi", "amount", "all", 0.3, 0.99, 0.2, [T0, T0 + DAY])
+    store.save_calibration("fraud", "auc", "", "country=us", 0.7, 0.01, 0.6, [T0])
+    store.save_incidents(
+        "fraud", pa.Table.from_pylist([incident("fraud", "drift", d) for d in range(3)])
+    )
+
+
+def reads(store: Store) -> dict[str, pa.Table]:
+    """Everything the store returns as a table, less the columns stamped with the clock."""
+    return {
+        "history": store.history("fraud", DAY),
+        "shadow": store.history("fraud", WEEK, namespace="shadow"),
+        "events": store.events("fraud"),
+        "quarantined": store.quarantined("fraud").drop_columns(["received_at"]),
+        "calibrations": store.calibrations("fraud").drop_columns(["computed_at"]),
+        "incidents": store.incidents("fraud"),
+    }
+
+
+@pytest.mark.parametrize("filled", [True, False], ids=["filled", "empty"])
+def test_every_table_a_store_returns_has_the_shared_schema(store, filled):
+    if filled:
+        fill(store)
+    assert store.history("fraud", DAY).schema == HISTORY
+    assert store.events("fraud").schema == EVENTS
+    assert store.quarantined("fraud").schema == QUARANTINED
+    assert store.calibrations("fraud").schema == CALIBRATIONS
+    assert store.incidents("fraud").schema == INCIDENTS
+    assert store.history("fraud", DAY).num_rows == (3 * len(rows()) if filled else 0)
+
+
+def test_duckdb_and_postgres_give_back_the_same_tables(path, postgres_server):
+    from tripwire.store import PostgresStore
+
+    with DuckDBStore(path) as duck, PostgresStore(postgres_server.new_dsn()) as pg:
+        fill(duck)
+        fill(pg)
+        expected, got = reads(duck), reads(pg)
+        for name, table in expected.items():
+            assert got[name].equals(table), name
+        assert pg.window_starts("fraud", DAY) == duck.window_starts("fraud", DAY)
+        assert pg.profiles("fraud", DAY, T0, T0 + WEEK) == duck.profiles(
+            "fraud", DAY, T0, T0 + WEEK
+        )
+        assert pg.abnormal_windows("fraud") == duck.abnormal_windows("fraud")
 
 
 # --- persistence ------------------------------------------------------------------------------
 
 
-def test_everything_persists_after_close_and_reopen(path):
-    store = DuckDBStore(path)
+def test_everything_persists_after_close_and_reopen(open_store):
+    store = open_store()
     write(store, T0)
     write(store, T0 + DAY, psi=0.5)
     store.mark_abnormal("fraud", T0, "outage")
@@ -559,7 +801,7 @@ def test_everything_persists_after_close_and_reopen(path):
     )
     store.close()
 
-    reopened = DuckDBStore(path)
+    reopened = open_store()
     try:
         after = (
             reopened.history("fraud", DAY),
@@ -577,7 +819,7 @@ def test_everything_persists_after_close_and_reopen(path):
     assert after[0].num_rows == 2 * len(rows())
 
 
-def test_the_same_incident_key_may_exist_in_two_namespaces(tmp_path: Path) -> None:
+def test_the_same_incident_key_may_exist_in_two_namespaces(open_store: Opener) -> None:
     row = {
         "dedup_key": "m/r/x/all/2024-05-01T00:00",
         "model": "m",
@@ -596,7 +838,7 @@ def test_the_same_incident_key_may_exist_in_two_namespaces(tmp_path: Path) -> No
         "reopened": 0,
         "updated_at": datetime(2024, 5, 3),
     }
-    with DuckDBStore(tmp_path / "t.duckdb") as store:
+    with open_store() as store:
         for namespace in ("production", "replay"):
             store.save_incidents(
                 "m", pa.Table.from_pylist([row | {"namespace": namespace}]), namespace

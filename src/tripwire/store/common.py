@@ -1,0 +1,285 @@
+"""What every store shares: the tables' logical layout, the Arrow shapes rows go in and come out
+as, and the conversions between them.
+
+Each backend keeps its own frozen migrations in its own SQL dialect (a migration that has run
+must never change); the layout here is what those migrations add up to, and the store tests
+check every backend's tables against it. Reads build Arrow tables from these schemas, so a
+caller gets the same column names and types whichever store it talks to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from tripwire.errors import TripwireError
+from tripwire.events import Event, Label
+from tripwire.layers.rows import MetricRow
+
+PRODUCTION = "production"
+
+TIMESTAMP = pa.timestamp("us")  # naive UTC, as TIMESTAMP (WITHOUT TIME ZONE) columns hold it
+
+# A window's key columns, which every metric row of the window repeats.
+WINDOW_KEY = ("model", "namespace", "window_start", "window_seconds")
+
+METRIC_COLUMNS = (
+    "segment",
+    "feature",
+    "layer",
+    "metric",
+    "value",
+    "status",
+    "threshold",
+    "reference",
+    "n",
+    "importance",
+    "bound",
+    "reason",
+)
+
+
+def _table(*columns: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    """A table's columns in order: name, the Arrow type it reads back as, whether it may be NULL."""
+    return pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable in columns])
+
+
+_S, _F, _I = pa.string(), pa.float64(), pa.int64()
+
+# The layout every backend's migrations produce, table by table, columns in order. JSON
+# columns are strings here: they are written by json.dumps and read back as text.
+TABLES: dict[str, pa.Schema] = {
+    "windows": _table(
+        ("model", _S, False),
+        ("namespace", _S, False),
+        ("window_start", TIMESTAMP, False),
+        ("window_seconds", _I, False),
+        ("n_rows", _I, False),
+        ("profile", pa.binary(), False),
+        ("computed_at", TIMESTAMP, False),
+    ),
+    "metrics": _table(
+        ("model", _S, False),
+        ("namespace", _S, False),
+        ("window_start", TIMESTAMP, False),
+        ("window_seconds", _I, False),
+        ("segment", _S, False),
+        ("feature", _S, False),  # '' for metrics of the model's outputs
+        ("layer", _S, False),
+        ("metric", _S, False),
+        ("value", _F, True),
+        ("status", _S, False),
+        ("threshold", _F, True),
+        ("reference", _F, True),
+        ("n", _I, False),
+        ("importance", _F, True),
+        ("bound", _F, True),
+        ("reason", _S, True),
+    ),
+    "incidents": _table(
+        ("dedup_key", _S, False),
+        ("model", _S, False),
+        ("namespace", _S, False),
+        ("rule", _S, False),
+        ("metric", _S, False),
+        ("feature", _S, False),
+        ("segment", _S, False),
+        ("severity", _S, False),
+        ("route", _S, False),
+        ("evidence_start", TIMESTAMP, False),
+        ("opened_at", TIMESTAMP, False),
+        ("last_breach_at", TIMESTAMP, False),
+        ("resolved_at", TIMESTAMP, True),
+        ("value", _F, True),
+        ("threshold", _F, True),
+        ("reopened", pa.int32(), False),
+        ("updated_at", TIMESTAMP, False),
+    ),
+    "calibrations": _table(
+        ("model", _S, False),
+        ("metric", _S, False),
+        ("feature", _S, False),
+        ("segment", _S, False),
+        ("threshold", _F, False),
+        ("quantile", _F, False),
+        ("floor", _F, False),
+        ("windows_used", _S, False),  # JSON list of window starts
+        ("computed_at", TIMESTAMP, False),
+    ),
+    "abnormal_windows": _table(
+        ("model", _S, False),
+        ("window_start", TIMESTAMP, False),
+        ("reason", _S, False),
+    ),
+    "events": _table(
+        ("model", _S, False),
+        ("event_id", _S, False),
+        ("model_version", _S, True),
+        ("role", _S, False),
+        ("ts", TIMESTAMP, False),
+        ("features", _S, False),  # JSON
+        ("prediction", _F, False),
+        ("latency_ms", _F, True),
+        ("status", _S, True),
+        ("cost", _F, True),
+        ("segments", _S, False),  # JSON
+        ("metadata", _S, False),  # JSON
+        ("received_at", TIMESTAMP, False),
+    ),
+    "labels": _table(
+        ("model", _S, False),
+        ("event_id", _S, False),
+        ("label", _F, False),
+        ("labelled_at", TIMESTAMP, True),
+        ("received_at", TIMESTAMP, False),
+    ),
+    "quarantine": _table(
+        ("id", _I, False),
+        ("received_at", TIMESTAMP, False),
+        ("model", _S, False),
+        ("source", _S, False),
+        ("reason", _S, False),
+        ("payload", _S, False),
+    ),
+}
+
+
+def _column(qualified: str) -> pa.Field:
+    """``table.column`` from the layout, nullable: query results never promise NOT NULL."""
+    table, column = qualified.split(".")
+    return TABLES[table].field(column).with_nullable(True)
+
+
+def _result(*columns: str) -> pa.Schema:
+    return pa.schema([_column(c) for c in columns])
+
+
+def _whole(table: str) -> pa.Schema:
+    return _result(*(f"{table}.{name}" for name in TABLES[table].names))
+
+
+# What the read methods return. The queries select exactly these columns, in this order.
+HISTORY = _result(
+    "metrics.window_start",
+    *(f"metrics.{c}" for c in METRIC_COLUMNS if c not in ("bound", "reason")),
+)
+QUARANTINED = _result(
+    "quarantine.received_at", "quarantine.source", "quarantine.reason", "quarantine.payload"
+)
+EVENTS = _result(
+    "events.event_id",
+    "events.ts",
+    "events.prediction",
+    "events.latency_ms",
+    "events.status",
+    "events.cost",
+    "events.features",
+    "events.segments",
+    "labels.label",
+)
+CALIBRATIONS = _whole("calibrations")
+INCIDENTS = _whole("incidents")
+
+# What the write methods build from their arguments, in table column order.
+_METRIC_ROWS = _result(*(f"metrics.{c}" for c in METRIC_COLUMNS))
+_EVENT_ROWS = _whole("events")
+_LABEL_ROWS = _whole("labels")
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as the store holds it: UTC without a zone (aware datetimes are converted)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def now_utc() -> datetime:
+    return naive_utc(datetime.now(UTC))
+
+
+def newer_schema(where: str, version: int, supported: int) -> TripwireError:
+    """The error for a store that a newer tripwire has migrated past this one's migrations."""
+    return TripwireError(
+        f"{where}: store schema version {version} is newer than this tripwire "
+        f"({supported}); upgrade tripwire"
+    )
+
+
+def metric_table(rows: Sequence[MetricRow]) -> pa.Table:
+    """A window's metric rows, :data:`METRIC_COLUMNS` in order (the window key left out)."""
+    return pa.Table.from_pydict(
+        {
+            "segment": [r.segment for r in rows],
+            "feature": [r.feature or "" for r in rows],
+            "layer": [r.layer for r in rows],
+            "metric": [r.metric for r in rows],
+            "value": [r.value for r in rows],
+            "status": [r.status for r in rows],
+            "threshold": [r.threshold for r in rows],
+            "reference": [r.reference for r in rows],
+            "n": [r.n for r in rows],
+            "importance": [r.importance for r in rows],
+            "bound": [r.bound for r in rows],
+            "reason": [r.reason for r in rows],
+        },
+        schema=_METRIC_ROWS,
+    )
+
+
+def event_table(events: Sequence[Event], received_at: datetime) -> pa.Table:
+    """Events as rows of table ``events``, every column in table order."""
+    return pa.Table.from_pydict(
+        {
+            "model": [e.model for e in events],
+            "event_id": [e.event_id for e in events],
+            "model_version": [e.model_version for e in events],
+            "role": [e.role for e in events],
+            "ts": [naive_utc(e.timestamp) for e in events],
+            "features": [json.dumps(e.features) for e in events],
+            "prediction": [e.prediction for e in events],
+            "latency_ms": [e.latency_ms for e in events],
+            "status": [e.status for e in events],
+            "cost": [e.cost for e in events],
+            "segments": [json.dumps(e.segments) for e in events],
+            "metadata": [json.dumps(e.metadata, default=str) for e in events],
+            "received_at": [received_at] * len(events),
+        },
+        schema=_EVENT_ROWS,
+    )
+
+
+def label_table(labels: Sequence[Label], received_at: datetime) -> pa.Table:
+    """Labels as rows of table ``labels``, every column in table order."""
+    return pa.Table.from_pydict(
+        {
+            "model": [x.model for x in labels],
+            "event_id": [x.event_id for x in labels],
+            "label": [x.label for x in labels],
+            "labelled_at": [naive_utc(x.labelled_at) if x.labelled_at else None for x in labels],
+            "received_at": [received_at] * len(labels),
+        },
+        schema=_LABEL_ROWS,
+    )
+
+
+def windows_used_json(windows: Iterable[datetime]) -> str:
+    """A calibration's window starts, as stored in ``calibrations.windows_used``."""
+    return json.dumps([w.isoformat() for w in windows])
+
+
+def table_rows(table: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """An Arrow table's rows as tuples of Python values, for drivers that take rows."""
+    return zip(*(column.to_pylist() for column in table.columns), strict=True)
+
+
+def rows_to_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    """Fetched rows as an Arrow table of ``schema``, built a column at a time."""
+    columns: list[Sequence[Any]] = (
+        list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    )
+    return pa.Table.from_arrays(
+        [pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )

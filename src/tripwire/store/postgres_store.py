@@ -1,0 +1,510 @@
+"""The server store: the same tables as :class:`~tripwire.store.DuckDBStore`, in PostgreSQL.
+
+For deployments where several processes (jobs, the collector, a dashboard) share one store,
+which a DuckDB file cannot offer. The methods, their semantics and the Arrow tables they
+return are the DuckDB store's; :mod:`tripwire.store.common` holds what the two share.
+
+Needs the ``postgres`` extra (``pip install 'tripwire[postgres]'``, i.e. psycopg 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tripwire.errors import TripwireError
+from tripwire.events import Event, Label, Rejected
+from tripwire.layers.rows import MetricRow
+from tripwire.store.common import (
+    CALIBRATIONS,
+    EVENTS,
+    HISTORY,
+    INCIDENTS,
+    METRIC_COLUMNS,
+    PRODUCTION,
+    QUARANTINED,
+    WINDOW_KEY,
+    event_table,
+    label_table,
+    metric_table,
+    naive_utc,
+    newer_schema,
+    now_utc,
+    rows_to_table,
+    table_rows,
+    windows_used_json,
+)
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+# The PostgreSQL dialect of tripwire.store.schema.MIGRATIONS: the same numbering and, once all
+# have run, the layout in tripwire.store.common.TABLES. A migration that has run somewhere must
+# never change; a change to the tables is a new migration here and in schema.py.
+#
+# JSON columns are TEXT rather than JSON/JSONB: json.dumps writes NaN and Infinity, which
+# PostgreSQL's JSON types reject and DuckDB's accepts, and a feature that is NaN must not fail
+# a whole batch of events here when it would not in DuckDB.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: metric history, window profiles, incidents, calibrations, abnormal windows.
+    """
+    CREATE TABLE windows (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        n_rows BIGINT NOT NULL,
+        profile BYTEA NOT NULL,
+        computed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, namespace, window_start, window_seconds)
+    );
+    CREATE TABLE metrics (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        segment TEXT NOT NULL,
+        feature TEXT NOT NULL,  -- '' for metrics of the model's outputs
+        layer TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value DOUBLE PRECISION,
+        status TEXT NOT NULL,
+        threshold DOUBLE PRECISION,
+        reference DOUBLE PRECISION,
+        n BIGINT NOT NULL,
+        importance DOUBLE PRECISION,
+        bound DOUBLE PRECISION,
+        reason TEXT,
+        PRIMARY KEY (model, namespace, window_start, window_seconds, segment, feature, metric)
+    );
+    CREATE TABLE incidents (
+        dedup_key TEXT NOT NULL,
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        route TEXT NOT NULL,
+        evidence_start TIMESTAMP NOT NULL,
+        opened_at TIMESTAMP NOT NULL,
+        last_breach_at TIMESTAMP NOT NULL,
+        resolved_at TIMESTAMP,
+        value DOUBLE PRECISION,
+        threshold DOUBLE PRECISION,
+        reopened INTEGER NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (dedup_key, namespace)
+    );
+    -- incidents are read and replaced per model, which the key above does not lead with.
+    CREATE INDEX incidents_model ON incidents (model, namespace);
+    CREATE TABLE calibrations (
+        model TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        threshold DOUBLE PRECISION NOT NULL,
+        quantile DOUBLE PRECISION NOT NULL,
+        floor DOUBLE PRECISION NOT NULL,
+        windows_used TEXT NOT NULL,  -- JSON list of window starts
+        computed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, metric, feature, segment)
+    );
+    CREATE TABLE abnormal_windows (
+        model TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (model, window_start)
+    );
+    """,
+    # 2: the prediction log, delayed labels and quarantined input.
+    """
+    CREATE TABLE events (
+        model TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        model_version TEXT,
+        role TEXT NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        features TEXT NOT NULL,  -- JSON
+        prediction DOUBLE PRECISION NOT NULL,
+        latency_ms DOUBLE PRECISION,
+        status TEXT,
+        cost DOUBLE PRECISION,
+        segments TEXT NOT NULL,  -- JSON
+        metadata TEXT NOT NULL,  -- JSON
+        received_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, event_id)
+    );
+    -- Windows of events are read by model and time, not by id.
+    CREATE INDEX events_model_ts ON events (model, ts);
+    CREATE TABLE labels (
+        model TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        label DOUBLE PRECISION NOT NULL,
+        labelled_at TIMESTAMP,
+        received_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, event_id)
+    );
+    CREATE TABLE quarantine (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        received_at TIMESTAMP NOT NULL,
+        model TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX quarantine_model ON quarantine (model, id);
+    """,
+)
+
+# Any fixed number, the same in every tripwire process: it serialises concurrent migrations.
+_MIGRATION_LOCK = 0x7472_6970_7769_7265  # "tripwire"
+
+_WHERE_WINDOW = "model = %s AND namespace = %s AND window_start = %s AND window_seconds = %s"
+
+
+def _names(columns: Sequence[str]) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, columns))
+
+
+def _redacted(dsn: str) -> str:
+    """The DSN fit for an error message: the password, if any, replaced."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparseable PostgreSQL DSN>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo("", **params)
+
+
+class PostgresStore:
+    """Metric history, window profiles, incidents, calibrations and the prediction log in a
+    PostgreSQL database.
+
+    Parameters
+    ----------
+    dsn
+        A libpq connection string or URI (``"postgresql://user@host/db"``); the tables are
+        created, or brought up to date, on connecting.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        # Error messages name the database, never the password that may be in the DSN.
+        self.where = _redacted(dsn)
+        try:
+            # Autocommit, with explicit transactions where several statements must hold
+            # together: a bare read then never leaves a transaction open on the server.
+            self.connection: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
+                dsn, autocommit=True
+            )
+        except psycopg.Error as exc:
+            raise TripwireError(f"{self.where}: cannot open the store: {exc}") from exc
+        try:
+            # Timestamps are naive UTC; should an aware value ever reach a TIMESTAMP column,
+            # PostgreSQL converts it with the session's zone, which must then be UTC.
+            self.connection.execute("SET TIME ZONE 'UTC'")
+            self._migrate()
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        db = self.connection
+        with db.transaction():
+            # Two processes opening a new database at once would both run migration 1.
+            db.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = (row[0] if row else None) or 0
+            if current > len(MIGRATIONS):
+                raise newer_schema(self.where, current, len(MIGRATIONS))
+            # One transaction for all that is missing: DDL is transactional in PostgreSQL, so
+            # a failure leaves the database at the version it had.
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                db.execute(MIGRATIONS[version - 1].encode())
+                db.execute("INSERT INTO schema_version VALUES (%s)", [version])
+
+    def _table(self, query: str, params: Sequence[Any], schema: pa.Schema) -> pa.Table:
+        # Binary results: numbers and timestamps arrive without text parsing.
+        with self.connection.cursor(binary=True) as cursor:
+            rows = cursor.execute(query, params).fetchall()
+        return rows_to_table(rows, schema)
+
+    @staticmethod
+    def _copy(
+        cursor: psycopg.Cursor[Any],
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+    ) -> None:
+        """Bulk-load ``rows`` (tuples in ``columns`` order) with COPY."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), _names(columns)
+        )
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    # -- windows and metric rows ---------------------------------------------------------
+
+    def write_window(
+        self,
+        model: str,
+        start: datetime,
+        length: timedelta,
+        rows: Sequence[MetricRow],
+        profile: bytes,
+        n_rows: int,
+        namespace: str = PRODUCTION,
+    ) -> None:
+        """Store one window's profile and metric rows, replacing what it had (idempotent)."""
+        key = (model, namespace, naive_utc(start), int(length.total_seconds()))
+        table = metric_table(rows)
+        db = self.connection
+        with db.transaction(), db.cursor() as cursor:
+            cursor.execute(f"DELETE FROM metrics WHERE {_WHERE_WINDOW}", key)
+            cursor.execute(f"DELETE FROM windows WHERE {_WHERE_WINDOW}", key)
+            cursor.execute(
+                "INSERT INTO windows VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [*key, n_rows, profile, now_utc()],
+            )
+            self._copy(
+                cursor,
+                "metrics",
+                WINDOW_KEY + METRIC_COLUMNS,
+                ((*key, *row) for row in table_rows(table)),
+            )
+
+    def history(
+        self,
+        model: str,
+        length: timedelta,
+        metrics: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        namespace: str = PRODUCTION,
+    ) -> pa.Table:
+        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first."""
+        query = (
+            f"SELECT {', '.join(HISTORY.names)} FROM metrics "
+            "WHERE model = %s AND namespace = %s AND window_seconds = %s"
+        )
+        params: list[object] = [model, namespace, int(length.total_seconds())]
+        if metrics is not None:
+            query += " AND metric = ANY(%s)"
+            params.append(list(metrics))
+        if since is not None:
+            query += " AND window_start >= %s"
+            params.append(naive_utc(since))
+        if until is not None:
+            query += " AND window_start < %s"
+            params.append(naive_utc(until))
+        # COLLATE "C": DuckDB orders text by byte value; the database's collation may not.
+        query += (
+            ' ORDER BY window_start, segment COLLATE "C", feature COLLATE "C", metric COLLATE "C"'
+        )
+        return self._table(query, params, HISTORY)
+
+    def window_starts(
+        self, model: str, length: timedelta, namespace: str = PRODUCTION
+    ) -> list[datetime]:
+        rows = self.connection.execute(
+            "SELECT window_start FROM windows WHERE model = %s AND namespace = %s "
+            "AND window_seconds = %s ORDER BY window_start",
+            [model, namespace, int(length.total_seconds())],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def profiles(
+        self,
+        model: str,
+        length: timedelta,
+        since: datetime,
+        until: datetime,
+        namespace: str = PRODUCTION,
+    ) -> list[tuple[datetime, bytes]]:
+        """Stored window profiles in ``[since, until)``, to merge into a longer window."""
+        rows = self.connection.execute(
+            "SELECT window_start, profile FROM windows WHERE model = %s AND namespace = %s "
+            "AND window_seconds = %s AND window_start >= %s AND window_start < %s "
+            "ORDER BY window_start",
+            [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
+        ).fetchall()
+        return [(start, bytes(blob)) for start, blob in rows]
+
+    # -- the prediction log --------------------------------------------------------------
+
+    def write_events(self, events: Sequence[Event]) -> int:
+        """Store events; one whose (model, event_id) is already stored is ignored, so a
+        redelivered event is harmless. Returns how many were new."""
+        if not events:
+            return 0
+        table = event_table(events, now_utc())
+        db = self.connection
+        # COPY cannot skip conflicts, so the batch goes to a scratch table first and from
+        # there into events in one INSERT that can.
+        with db.transaction(), db.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE new_events (LIKE events) ON COMMIT DROP")
+            self._copy(cursor, "new_events", table.column_names, table_rows(table))
+            cursor.execute(
+                f"INSERT INTO events ({', '.join(table.column_names)}) "
+                f"SELECT {', '.join(table.column_names)} FROM new_events ON CONFLICT DO NOTHING"
+            )
+            return cursor.rowcount
+
+    def write_labels(self, labels: Sequence[Label]) -> int:
+        """Store labels; a later label for the same event replaces the earlier one."""
+        if not labels:
+            return 0
+        # One row per event, the batch's last: PostgreSQL refuses to upsert a row twice in
+        # one statement.
+        latest = {(x.model, x.event_id): x for x in labels}
+        table = label_table(list(latest.values()), now_utc())
+        columns = ", ".join(table.column_names)
+        db = self.connection
+        with db.transaction(), db.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE new_labels (LIKE labels) ON COMMIT DROP")
+            self._copy(cursor, "new_labels", table.column_names, table_rows(table))
+            cursor.execute(
+                f"INSERT INTO labels ({columns}) SELECT {columns} FROM new_labels "
+                "ON CONFLICT (model, event_id) DO UPDATE SET label = excluded.label, "
+                "labelled_at = excluded.labelled_at, received_at = excluded.received_at"
+            )
+        return len(labels)
+
+    def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
+        """Keep what failed validation, with the reason, so nothing is dropped silently."""
+        now = now_utc()
+        with self.connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO quarantine (received_at, model, source, reason, payload) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [(now, model, f"{source}[{r.index}]", r.reason, r.payload) for r in rejected],
+            )
+
+    def quarantined(self, model: str) -> pa.Table:
+        return self._table(
+            f"SELECT {', '.join(QUARANTINED.names)} FROM quarantine WHERE model = %s ORDER BY id",
+            [model],
+            QUARANTINED,
+        )
+
+    def events(
+        self,
+        model: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        role: str = "production",
+    ) -> pa.Table:
+        """Stored events in ``[since, until)`` with their labels (null until one arrives)."""
+        query = (
+            "SELECT e.event_id, e.ts, e.prediction, e.latency_ms, e.status, e.cost, "
+            "e.features, e.segments, l.label FROM events e LEFT JOIN labels l "
+            "ON l.model = e.model AND l.event_id = e.event_id "
+            "WHERE e.model = %s AND e.role = %s"
+        )
+        params: list[object] = [model, role]
+        if since is not None:
+            query += " AND e.ts >= %s"
+            params.append(naive_utc(since))
+        if until is not None:
+            query += " AND e.ts < %s"
+            params.append(naive_utc(until))
+        return self._table(query + " ORDER BY e.ts", params, EVENTS)
+
+    # -- abnormal windows and calibrations -----------------------------------------------
+
+    def mark_abnormal(self, model: str, start: datetime, reason: str) -> None:
+        """Keep a window out of calibration (a known outage, a holiday, a test)."""
+        self.connection.execute(
+            "INSERT INTO abnormal_windows VALUES (%s, %s, %s) "
+            "ON CONFLICT (model, window_start) DO UPDATE SET reason = excluded.reason",
+            [model, naive_utc(start), reason],
+        )
+
+    def abnormal_windows(self, model: str) -> set[datetime]:
+        rows = self.connection.execute(
+            "SELECT window_start FROM abnormal_windows WHERE model = %s", [model]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def save_calibration(
+        self,
+        model: str,
+        metric: str,
+        feature: str,
+        segment: str,
+        threshold: float,
+        quantile: float,
+        floor: float,
+        windows_used: Sequence[datetime],
+    ) -> None:
+        self.connection.execute(
+            "INSERT INTO calibrations VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (model, metric, feature, segment) DO UPDATE SET "
+            "threshold = excluded.threshold, quantile = excluded.quantile, "
+            "floor = excluded.floor, windows_used = excluded.windows_used, "
+            "computed_at = excluded.computed_at",
+            [
+                model,
+                metric,
+                feature,
+                segment,
+                threshold,
+                quantile,
+                floor,
+                windows_used_json(windows_used),
+                now_utc(),
+            ],
+        )
+
+    def calibrations(self, model: str) -> pa.Table:
+        return self._table(
+            f"SELECT {', '.join(CALIBRATIONS.names)} FROM calibrations WHERE model = %s "
+            'ORDER BY metric COLLATE "C", feature COLLATE "C", segment COLLATE "C"',
+            [model],
+            CALIBRATIONS,
+        )
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def incidents(self, model: str, namespace: str = PRODUCTION) -> pa.Table:
+        return self._table(
+            f"SELECT {', '.join(INCIDENTS.names)} FROM incidents "
+            'WHERE model = %s AND namespace = %s ORDER BY opened_at, rule COLLATE "C"',
+            [model, namespace],
+            INCIDENTS,
+        )
+
+    def save_incidents(self, model: str, incidents: pa.Table, namespace: str = PRODUCTION) -> None:
+        """Replace the model's incidents with the ones derived from its history."""
+        db = self.connection
+        with db.transaction(), db.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM incidents WHERE model = %s AND namespace = %s", [model, namespace]
+            )
+            if incidents.num_rows:
+                # By name, as DuckDB's INSERT BY NAME: the caller's column order is its own.
+                # COPY would drop the zone of an aware time, not convert it: convert first.
+                rows = (
+                    tuple(naive_utc(v) if isinstance(v, datetime) else v for v in row)
+                    for row in table_rows(incidents)
+                )
+                self._copy(cursor, "incidents", incidents.column_names, rows)

@@ -1,0 +1,168 @@
+"""Every store test runs against each store: a DuckDB file, and a database in a throwaway
+PostgreSQL cluster that this session starts (and stops) itself.
+
+The cluster needs Debian's ``postgresql`` package (``.ci/run`` installs it); without it the
+PostgreSQL half of the suite skips and the DuckDB half still runs.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tripwire.store import DuckDBStore
+
+Store = Any  # DuckDBStore or PostgresStore: the same methods
+Opener = Callable[[], Store]
+
+NOT_INSTALLED = "PostgreSQL is not installed (.ci/run installs it)"
+
+
+def _bindir() -> Path | None:
+    """The newest installed PostgreSQL's binaries (Debian keeps each major version apart)."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not found:
+        on_path = shutil.which("initdb")
+        return Path(on_path).parent if on_path else None
+    newest = max(found, key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    return Path(newest).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running throwaway cluster: trust authentication, 127.0.0.1 only, one database."""
+
+    port: int
+    _names: Iterator[int]
+    dbname: str = "tripwire"
+
+    def dsn(self, dbname: str | None = None, schema: str | None = None) -> str:
+        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname or self.dbname}"
+        # The store creates its tables unqualified, so they land in the search path's first
+        # schema: the test's own.
+        return dsn + (f" options='-c search_path={schema}'" if schema else "")
+
+    def admin(self, statement: str, dbname: str = "postgres") -> None:
+        import psycopg  # only here: the DuckDB half of the suite needs no psycopg
+
+        with psycopg.connect(self.dsn(dbname), autocommit=True) as db:
+            db.execute(statement.encode())
+
+    def new_dsn(self) -> str:
+        """A DSN whose store starts empty: its own schema (a new database would take 0.3 s)."""
+        schema = f"test_{next(self._names)}"
+        self.admin(f"CREATE SCHEMA {schema}", self.dbname)
+        return self.dsn(schema=schema)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip(NOT_INSTALLED)
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install '.[test]'")
+    # initdb refuses to run as root; the Debian package's postgres user runs the server then.
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        # Not under pytest's base temp: that is private to root, and any pytest session that
+        # starts meanwhile makes it private again, cutting the server off from its files.
+        root = Path(tempfile.mkdtemp(prefix="tripwire-postgres-"))
+        shutil.chown(root, "postgres", "postgres")
+    else:
+        root = tmp_path_factory.mktemp("postgres")
+    data, log = root / "data", root / "server.log"
+    port = _free_port()
+
+    def run(*command: str) -> None:
+        done = subprocess.run(
+            [*prefix, *command], capture_output=True, text=True, check=False, timeout=60
+        )
+        if done.returncode:
+            server_log = log.read_text() if log.exists() else ""
+            pytest.fail(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}{server_log}")
+
+    started = False
+    try:
+        # --no-sync and fsync=off: a cluster that lives for one test session needs no
+        # durability, and skipping the flushes keeps the many small writes of the tests cheap.
+        run(
+            str(bindir / "initdb"),
+            "-D", str(data),
+            "-U", "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )  # fmt: skip
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        started = True  # from here on, stop whatever pg_ctl may have left running
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
+        server = Server(port=port, _names=itertools.count())
+        server.admin(f"CREATE DATABASE {server.dbname}")
+        yield server
+    finally:
+        try:
+            if started:
+                # pg_ctl stops the postmaster whose pid it recorded in the data directory:
+                # the one it started above, nothing else.
+                subprocess.run(
+                    [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                    capture_output=True,
+                    check=False,
+                    timeout=60,
+                )
+        finally:
+            if as_root:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a store on this test's database; call it again to reopen the same one."""
+    if request.param == "duckdb":
+        path = tmp_path / "tripwire.duckdb"
+        return lambda: DuckDBStore(path)
+    # Looked up only now, so that DuckDB-only runs never start a cluster.
+    server: Server = request.getfixturevalue("postgres_server")
+    from tripwire.store import PostgresStore
+
+    dsn = server.new_dsn()
+    return lambda: PostgresStore(dsn)
+
+
+@pytest.fixture
+def store(open_store: Opener) -> Iterator[Store]:
+    """An open store on a fresh database, closed after the test."""
+    opened = open_store()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def backend(open_store: Opener, request: pytest.FixtureRequest) -> str:
+    """``"duckdb"`` or ``"postgres"``: which store this run of the test has."""
+    return str(request.node.callspec.params["open_store"])
