@@ -683,11 +683,11 @@ def test_events_in_a_time_range_and_aware_timestamps_as_utc(store):
     assert late["ts"].to_pylist() == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=10)]
 
 
-def test_a_nan_feature_is_stored_like_any_other(store):
-    # json.dumps writes NaN, which a JSON column type could refuse; the event must not be lost.
+def test_a_nan_feature_is_stored_as_null(store):
+    # NaN means null in tripwire; as JSON null no column type can refuse it or lose the event.
     assert store.write_events([event("n", 1, features={"amount": float("nan")})]) == 1
     (features,) = store.events("fraud")["features"].to_pylist()
-    assert math.isnan(json.loads(features)["amount"])
+    assert json.loads(features)["amount"] is None
 
 
 def test_labels_join_their_events_and_a_later_label_replaces_the_earlier(store):
@@ -705,6 +705,22 @@ def test_labels_join_their_events_and_a_later_label_replaces_the_earlier(store):
         "SELECT event_id, label, labelled_at FROM labels WHERE model = 'fraud' ORDER BY event_id"
     ).fetchall()
     assert stored == [("a", 0.0, T0 + DAY), ("c", 1.0, None)]
+
+
+def test_the_last_of_several_labels_for_one_event_in_a_batch_wins(store):
+    store.write_events([event("a", 1)])
+    store.write_labels(
+        [
+            Label(event_id="a", model="fraud", label=1.0),
+            Label(event_id="a", model="fraud", label=0.0),
+        ]
+    )
+    assert store.events("fraud")["label"].to_pylist() == [0.0]
+
+
+def test_an_empty_quarantine_batch_is_a_no_op(store):
+    store.quarantine("fraud", "POST /events", [])
+    assert store.quarantined("fraud").num_rows == 0
 
 
 def test_quarantine_keeps_the_reason_and_the_payload_in_order(store):

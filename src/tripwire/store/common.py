@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+from pydantic_core import to_json
 
 from tripwire.errors import TripwireError
 from tripwire.events import Event, Label
@@ -228,6 +229,13 @@ def metric_table(rows: Sequence[MetricRow]) -> pa.Table:
     )
 
 
+def _json(value: Any) -> str:
+    """JSON text; NaN and infinities become null, which is what NaN means in tripwire, and
+    values JSON cannot hold become their text. pydantic-core's encoder is several times faster
+    than the standard library's, and the collector spends its time here."""
+    return to_json(value, fallback=str, inf_nan_mode="null").decode()
+
+
 def event_table(events: Sequence[Event], received_at: datetime) -> pa.Table:
     """Events as rows of table ``events``, every column in table order."""
     return pa.Table.from_pydict(
@@ -237,13 +245,13 @@ def event_table(events: Sequence[Event], received_at: datetime) -> pa.Table:
             "model_version": [e.model_version for e in events],
             "role": [e.role for e in events],
             "ts": [naive_utc(e.timestamp) for e in events],
-            "features": [json.dumps(e.features) for e in events],
+            "features": [_json(e.features) for e in events],
             "prediction": [e.prediction for e in events],
             "latency_ms": [e.latency_ms for e in events],
             "status": [e.status for e in events],
             "cost": [e.cost for e in events],
-            "segments": [json.dumps(e.segments) for e in events],
-            "metadata": [json.dumps(e.metadata, default=str) for e in events],
+            "segments": [_json(e.segments) for e in events],
+            "metadata": [_json(e.metadata) for e in events],
             "received_at": [received_at] * len(events),
         },
         schema=_EVENT_ROWS,
@@ -251,7 +259,9 @@ def event_table(events: Sequence[Event], received_at: datetime) -> pa.Table:
 
 
 def label_table(labels: Sequence[Label], received_at: datetime) -> pa.Table:
-    """Labels as rows of table ``labels``, every column in table order."""
+    """Labels as rows of table ``labels``, every column in table order; when a batch holds
+    several labels for one event, the last one wins, as a later batch's would."""
+    labels = list({(x.model, x.event_id): x for x in labels}.values())
     return pa.Table.from_pydict(
         {
             "model": [x.model for x in labels],

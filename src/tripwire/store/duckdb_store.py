@@ -198,6 +198,8 @@ class DuckDBStore:
 
     def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
         """Keep what failed validation, with the reason, so nothing is dropped silently."""
+        if not rejected:
+            return
         now = now_utc()
         self.connection.executemany(
             "INSERT INTO quarantine (received_at, model, source, reason, payload) "
