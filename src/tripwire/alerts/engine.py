@@ -94,6 +94,10 @@ def split_by_metric(history: pa.Table, metrics: set[str]) -> dict[str, pa.Table]
     encoded = pc.dictionary_encode(history["metric"]).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     names = encoded.dictionary.to_pylist()
+    # Only the columns the rules read are copied into each metric's slice.
+    history = history.select(
+        ["window_start", "segment", "feature", "metric", "value", "n", "reference"]
+    )
     empty = history.slice(0, 0)
     return {
         metric: history.take(np.flatnonzero(codes == names.index(metric)))
