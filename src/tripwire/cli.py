@@ -20,6 +20,7 @@ from tripwire.commands.common import (
     progress_bar,
     reference_option,
 )
+from tripwire.commands.consume import COMMANDS as CONSUME_COMMANDS
 from tripwire.commands.demo import demo
 from tripwire.commands.serve import COMMANDS as SERVER_COMMANDS
 from tripwire.config import ConfigError
@@ -182,7 +183,7 @@ def init(reference: Path, name: str | None, out_path: Path, force: bool) -> None
     out.print(f"  tripwire check --config {out_path} --current <window.parquet>")
 
 
-for command in (*ALERTING_COMMANDS, *SERVER_COMMANDS, demo, importance_command):
+for command in (*ALERTING_COMMANDS, *SERVER_COMMANDS, *CONSUME_COMMANDS, demo, importance_command):
     cli.add_command(command)
 
 

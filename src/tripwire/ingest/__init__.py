@@ -1,0 +1,1 @@
+"""Consumers that read prediction events from message brokers into the store."""
