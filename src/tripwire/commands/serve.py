@@ -1,18 +1,23 @@
-"""``tripwire serve``: the HTTP collector; ``tripwire labels load``: labels from a file."""
+"""``tripwire serve``: the HTTP collector and its scheduler; ``tripwire labels load``: labels from
+a file."""
 
 from __future__ import annotations
 
 import os
+import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import pyarrow as pa
 
-from tripwire.commands.common import config_option, err, open_store, out, store_option
+from tripwire.commands.common import about, config_option, err, open_store, out, store_option
 from tripwire.config import ModelConfig, load_config
+from tripwire.durations import format_duration, parse_duration
 from tripwire.errors import TripwireError
 from tripwire.events import validate_labels
+from tripwire.monitor import Monitor
 from tripwire.tabular import read_table
 
 LABEL_COLUMNS = ("event_id", "label", "labelled_at")
@@ -40,6 +45,34 @@ def _configs(paths: tuple[Path, ...]) -> dict[str, ModelConfig]:
     return configs
 
 
+def _grace(_: click.Context, __: click.Parameter, value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict[str, str]]:
+    """Each model's monitor fitted on its config's reference, and why any could not be fitted.
+
+    A model that cannot be scheduled is still collected for: the collector must keep taking
+    events while its config is being fixed.
+    """
+    monitors: dict[str, Monitor] = {}
+    failed: dict[str, str] = {}
+    for name, config in configs.items():
+        where = config.source or name
+        try:
+            if config.reference is None:
+                raise TripwireError(f"{where}: the config names no reference to check against")
+            path = config.resolve_path(str(config.reference))
+            with about(path):
+                monitors[name] = Monitor(config).fit(read_table(path))
+        except TripwireError as exc:
+            failed[name] = str(exc)
+    return monitors, failed
+
+
 @click.command()
 @click.option(
     "--config",
@@ -62,12 +95,25 @@ def _configs(paths: tuple[Path, ...]) -> dict[str, ModelConfig]:
     "--read-token-env",
     default="TRIPWIRE_READ_TOKEN",
     show_default=True,
-    help="The environment variable holding the bearer token for GET /v1/quarantine.",
+    help="The environment variable holding the bearer token for GET /v1/quarantine and /v1/jobs.",
 )
 @click.option(
     "--insecure",
     is_flag=True,
     help="Accept requests without a token when its environment variable is unset.",
+)
+@click.option(
+    "--schedule/--no-schedule",
+    default=True,
+    show_default=True,
+    help="Check each model's windows as they close (needs each config's reference).",
+)
+@click.option(
+    "--grace",
+    default="10m",
+    show_default=True,
+    callback=_grace,
+    help="How long after a window ends to wait for late events before checking it.",
 )
 def serve(
     config_paths: tuple[Path, ...],
@@ -77,13 +123,20 @@ def serve(
     ingest_token_env: str,
     read_token_env: str,
     insecure: bool,
+    schedule: bool,
+    grace: timedelta,
 ) -> None:
-    """Collect prediction events and labels over HTTP into the store.
+    """Collect prediction events and labels over HTTP into the store, and check each model's
+    windows as they close.
 
     Clients POST batches to /v1/events and /v1/labels (JSON or NDJSON) with the ingest token;
     invalid items are rejected one by one and quarantined. The collector owns the store while it
     runs (DuckDB allows one writing process). Tokens are read from environment variables, never
     from the command line. The API is documented at /docs.
+
+    Each window is checked (as `tripwire run` checks it) once it has ended and --grace has
+    passed, and checked again when labels arrive for it; GET /v1/jobs shows where each model
+    is. --no-schedule only collects.
 
     \b
     Example:
@@ -92,14 +145,23 @@ def serve(
     """
     import uvicorn
 
+    from tripwire.scheduler import Scheduler
     from tripwire.server import create_app
 
     configs = _configs(config_paths)
     ingest_token = _token(ingest_token_env, insecure, "ingest")
     read_token = _token(read_token_env, insecure, "read")
+    scheduler = None
     store = open_store(next(iter(configs.values())), store_path)
     try:
-        app = create_app(configs, store, ingest_token, read_token)
+        if schedule:
+            monitors, failed = _monitors(configs)
+            for reason in failed.values():
+                err.print(f"warning: not scheduled: {reason}")
+            scheduler = Scheduler(
+                monitors, store, threading.Lock(), grace=grace, unscheduled=failed
+            )
+        app = create_app(configs, store, ingest_token, read_token, scheduler=scheduler)
         open_to = [role for role, t in (("ingest", ingest_token), ("read", read_token)) if not t]
         if open_to:
             err.print(f"warning: --insecure: {' and '.join(open_to)} endpoints need no token")
@@ -107,6 +169,11 @@ def serve(
             f"collecting for {', '.join(sorted(configs))} into {store.path} "
             f"on http://{host}:{port} (API docs at /docs)"
         )
+        if scheduler is not None and scheduler.monitors:
+            err.print(
+                f"checking windows of {', '.join(sorted(scheduler.monitors))} "
+                f"{format_duration(grace)} after they close"
+            )
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         store.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from tripwire import __version__
 from tripwire.config import ModelConfig
+from tripwire.scheduler import Scheduler, SchedulerStatus
 from tripwire.server.auth import bearer_guard
 from tripwire.server.body import JSON, NDJSON, BodyError, MediaTypeError, parse_batch
 from tripwire.server.collector import Collector
@@ -47,17 +49,41 @@ def create_app(
     read_token: str | None,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    scheduler: Scheduler | None = None,
 ) -> FastAPI:
     """The collector for ``configs`` (by model name), writing to ``store``.
 
     ``ingest_token`` guards the endpoints that write, ``read_token`` the ones that read what was
     stored; ``None`` leaves them open. The app owns ``store`` while it runs: DuckDB allows one
     writing process, and the app serializes its own threads' use of the connection.
+
+    A ``scheduler`` (over the same store) runs while the app does, and ``GET /v1/jobs`` shows
+    its state.
     """
     collector = Collector(configs, store)
+    if scheduler is not None:
+        if scheduler.store is not store:
+            raise ValueError("the scheduler must use the app's store")
+        # The scheduler and the collector share one connection, so they share one lock.
+        # Collector makes its own and takes none, hence the assignment.
+        collector._lock = scheduler.lock
     ingest = Depends(bearer_guard(ingest_token, "IngestToken"))
     read = Depends(bearer_guard(read_token, "ReadToken"))
-    app = FastAPI(title="tripwire collector", version=__version__, description=DESCRIPTION)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                # stop() waits for the window being checked; not on the event loop.
+                await run_in_threadpool(scheduler.stop)
+
+    app = FastAPI(
+        title="tripwire collector", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
 
     @app.exception_handler(BodyError)
     def _bad_body(_: Request, exc: BodyError) -> JSONResponse:
@@ -111,6 +137,21 @@ def create_app(
     ) -> QuarantinePage:
         """Items rejected for a model, with why, oldest first."""
         return collector.quarantine_page(model, limit, offset)
+
+    @app.get(
+        "/v1/jobs",
+        dependencies=[read],
+        responses={401: _ERRORS[401], 404: {"description": "The scheduler is off."}},
+    )
+    def jobs() -> SchedulerStatus:
+        """The scheduled checks per model: the latest window checked, when the next is due,
+        the latest error."""
+        if scheduler is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                detail="no scheduler runs in this collector (tripwire serve --no-schedule)",
+            )
+        return scheduler.status()
 
     _document_batches(app)
     return app

@@ -1,0 +1,448 @@
+"""The scheduler: run the monitoring job for each model's windows as they close.
+
+A window ``[start, start + window)`` is checked once the clock reaches its end plus a grace
+period, so events that arrive a little late are still in it. Each check reads the window's events
+from the store, with whatever labels have arrived, and hands them to :func:`tripwire.job.run`,
+the same job ``tripwire run`` runs. What has been checked is read back from the store (its
+``windows`` table), never only remembered, so a restarted server neither skips nor repeats a
+window. A window whose labels arrive after it was checked is checked again, so its performance
+rows catch up with the labels.
+
+``tripwire serve`` runs one in a background thread next to the collector; every use of the store
+goes through the collector's lock, because one DuckDB connection must not serve two threads at
+once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tripwire.durations import format_duration
+from tripwire.job import run
+from tripwire.monitor import Monitor
+from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
+from tripwire.store.events import to_monitor_table
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_INTERVAL",
+    "JobError",
+    "JobRecord",
+    "ModelJobs",
+    "Scheduler",
+    "SchedulerStatus",
+    "utc_now",
+    "window_start",
+]
+
+DEFAULT_GRACE = timedelta(minutes=10)
+DEFAULT_INTERVAL = 30.0  # seconds between passes
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Outcome = Literal["checked", "rechecked", "skipped", "failed"]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC: the scheduler's default clock."""
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Naive datetimes are UTC throughout tripwire (the store holds them that way).
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def window_start(moment: datetime, length: timedelta) -> datetime:
+    """The start of the window of ``length`` that holds ``moment`` (naive means UTC).
+
+    Windows are aligned to the Unix epoch in UTC, as :func:`tripwire.job.window_starts` aligns
+    the rows it checks, so the scheduler and the job agree on every window's bounds.
+
+    >>> window_start(datetime(2026, 10, 1, 17, 30), timedelta(hours=6))
+    datetime.datetime(2026, 10, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    >>> window_start(datetime(2026, 10, 1, 12, 0, tzinfo=UTC), timedelta(days=1))
+    datetime.datetime(2026, 10, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    return _EPOCH + (_utc(moment) - _EPOCH) // length * length
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What one pass of the scheduler did with one window of one model.
+
+    ``outcome`` is ``checked`` (a window checked for the first time), ``rechecked`` (checked
+    again because labels arrived after it was checked), ``skipped`` (the window has no events,
+    so there was nothing to check) or ``failed`` (``error`` says why).
+    """
+
+    model: str
+    window_start: datetime
+    outcome: Outcome
+    events: int = 0
+    labelled: int = 0
+    open_incidents: int = 0
+    announced: int = 0
+    error: str | None = None
+
+
+class JobError(BaseModel):
+    """The latest failure of a model's job."""
+
+    window_start: datetime = Field(description="The window whose check failed (UTC).")
+    at: datetime = Field(description="When it failed, by the scheduler's clock (UTC).")
+    message: str
+
+
+class ModelJobs(BaseModel):
+    """One model's place in the schedule."""
+
+    model: str
+    scheduled: bool = Field(description="False when the model could not be set up for checks.")
+    window: str | None = Field(description="The model's window length, e.g. '1d'.")
+    last_checked: datetime | None = Field(
+        description="The start of the latest window checked and stored (UTC)."
+    )
+    next_due: datetime | None = Field(
+        description="When the next window is checked: its end plus the grace period (UTC); "
+        "null while the model has no events."
+    )
+    failing: bool = Field(description="Whether the model's latest attempt failed.")
+    last_error: JobError | None = None
+    reason: str | None = Field(
+        default=None, description="Why an unscheduled model is not scheduled."
+    )
+
+
+class SchedulerStatus(BaseModel):
+    """The scheduler's state, as ``GET /v1/jobs`` returns it."""
+
+    running: bool
+    grace: str = Field(description="How long after a window ends it waits for late events.")
+    interval_seconds: float
+    models: list[ModelJobs]
+
+
+class Scheduler:
+    """Check each model's windows as they close, in a background thread or pass by pass.
+
+    Parameters
+    ----------
+    monitors
+        The fitted monitor of each model, by model name; each model's windows are its config's
+        ``window`` long.
+    store
+        The store holding the prediction log; checked windows, incidents and alerts go there.
+    lock
+        Held around every use of ``store``: the lock of whatever else uses its connection
+        (the collector's, in ``tripwire serve``).
+    clock
+        The current time (aware, or naive meaning UTC); tests pass a fake one.
+    grace
+        How long after a window ends to wait for late events before checking it.
+    interval
+        Seconds between passes of the background thread.
+    unscheduled
+        Models served but not scheduled, with why (say, a reference that would not load):
+        listed by :meth:`status` so that the reason is visible.
+
+    Examples
+    --------
+    >>> import threading
+    >>> from tripwire.config import parse_config
+    >>> from tripwire.demo import scenario
+    >>> data = scenario.generate(days=1, rows_per_day=200, reference_rows=1000)
+    >>> monitor = Monitor(parse_config(scenario.CONFIG_YAML)).fit(data.reference)
+    >>> now = datetime(2026, 10, 2, 0, 5, tzinfo=UTC)  # day 1 is 2026-10-01
+    >>> with DuckDBStore(":memory:") as store:
+    ...     scheduler = Scheduler({"fraud-detector": monitor}, store, threading.Lock(),
+    ...                           clock=lambda: now)
+    ...     scheduler.due()  # no events yet
+    []
+    """
+
+    def __init__(
+        self,
+        monitors: Mapping[str, Monitor],
+        store: DuckDBStore,
+        lock: threading.Lock,
+        clock: Clock = utc_now,
+        grace: timedelta = DEFAULT_GRACE,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        unscheduled: Mapping[str, str] | None = None,
+    ) -> None:
+        if grace < timedelta(0):
+            raise ValueError("grace must not be negative")
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        for name, monitor in monitors.items():
+            # The store is queried by the key and written by the config's name: they must agree.
+            if monitor.config.name != name:
+                raise ValueError(f"monitor {name!r} is for model {monitor.config.name!r}")
+        self.monitors = dict(monitors)
+        self.store = store
+        self.lock = lock
+        self.clock = clock
+        self.grace = grace
+        self.interval = interval
+        self.unscheduled = dict(unscheduled or {})
+        # Windows found empty, by model: remembered only so that every pass does not read them
+        # again. Forgetting them (a restart) costs one more empty read each, never a window.
+        self._skipped_until: dict[str, datetime] = {}
+        self._errors: dict[str, JobError] = {}
+        self._failing: set[str] = set()
+        # Passes never overlap (the thread's and a direct call's): both would find the same
+        # windows due and check them twice.
+        self._pass = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what is due --------------------------------------------------------------------
+
+    def due(self, now: datetime | None = None) -> list[tuple[str, datetime]]:
+        """Every ``(model, window_start)`` due at ``now`` (default: the clock) and not yet
+        checked: the windows after the latest one checked (or from the first stored event's,
+        when none is) that ended at least ``grace`` before ``now``, oldest first per model."""
+        moment = _utc(now or self.clock())
+        due: list[tuple[str, datetime]] = []
+        for model in self.monitors:
+            with self.lock:
+                due += [(model, start) for start in self._pending(model, moment)]
+        return due
+
+    def relabelled(self) -> list[tuple[str, datetime]]:
+        """Every checked ``(model, window_start)`` with labels received after it was checked,
+        so that checking it again changes its performance rows."""
+        found: list[tuple[str, datetime]] = []
+        for model in self.monitors:
+            with self.lock:
+                found += [(model, start) for start in self._relabelled(model)]
+        return found
+
+    def _length(self, model: str) -> timedelta:
+        return self.monitors[model].config.window
+
+    def _next_start(self, model: str) -> datetime | None:
+        """The start of the first window not checked yet (None: the model has no events)."""
+        length = self._length(model)
+        checked = self.store.window_starts(model, length)
+        if checked:
+            start = _utc(checked[-1]) + length
+        else:
+            first = _first_event(self.store, model)
+            if first is None:
+                return None
+            start = window_start(first, length)
+        skipped = self._skipped_until.get(model)
+        return max(start, skipped) if skipped is not None else start
+
+    def _pending(self, model: str, now: datetime) -> list[datetime]:
+        start = self._next_start(model)
+        length = self._length(model)
+        starts: list[datetime] = []
+        while start is not None and start + length + self.grace <= now:
+            starts.append(start)
+            start += length
+        return starts
+
+    def _relabelled(self, model: str) -> list[datetime]:
+        length = self._length(model)
+        return [_utc(start) for start in _relabelled_windows(self.store, model, length)]
+
+    # -- running the job ----------------------------------------------------------------
+
+    def run_due(self, now: datetime | None = None) -> list[JobRecord]:
+        """Check every window due at ``now`` (default: the clock) and check again every window
+        whose labels arrived after it was checked; return what happened to each.
+
+        A model that fails is recorded (see :meth:`status`) and left for the next pass; the
+        other models still run.
+        """
+        return self._run_due(_utc(now or self.clock()), None)
+
+    def _run_due(self, now: datetime, stop: threading.Event | None) -> list[JobRecord]:
+        records: list[JobRecord] = []
+        with self._pass:
+            for model in self.monitors:
+                if stop is not None and stop.is_set():
+                    break
+                records += self._run_model(model, now, stop)
+        return records
+
+    def _run_model(
+        self, model: str, now: datetime, stop: threading.Event | None
+    ) -> list[JobRecord]:
+        records: list[JobRecord] = []
+        try:
+            with self.lock:
+                rechecks = self._relabelled(model)
+                pending = self._pending(model, now)
+        except Exception as exc:  # a broken store or config must not stop the other models
+            self._fail(model, window_start(now, self._length(model)), now, exc)
+            return records
+        work: list[tuple[datetime, Outcome]] = [(s, "rechecked") for s in rechecks]
+        work += [(s, "checked") for s in pending]
+        for start, outcome in work:
+            if stop is not None and stop.is_set():
+                break
+            try:
+                record = self._check(model, start, outcome, now)
+            except Exception as exc:
+                records.append(self._fail(model, start, now, exc))
+                if outcome == "checked":
+                    # Later windows wait for this one: once a later window is stored, due()
+                    # starts after it, and this one would never be checked.
+                    break
+                continue
+            self._failing.discard(model)
+            records.append(record)
+        return records
+
+    def _check(self, model: str, start: datetime, outcome: Outcome, now: datetime) -> JobRecord:
+        monitor = self.monitors[model]
+        length = self._length(model)
+        # One hold from reading the events to storing the rows: a label stored in between would
+        # be older than the window's computed_at yet missing from its rows, and would never
+        # cause a recheck. The job's rule evaluation and delivery use the store too.
+        with self.lock:
+            stored = self.store.events(model, start, start + length)
+            if stored.num_rows == 0:
+                self._skipped_until[model] = max(
+                    start + length, self._skipped_until.get(model, start + length)
+                )
+                return JobRecord(model, start, "skipped")
+            data = to_monitor_table(monitor.config, stored)
+            result = run(monitor, self.store, data, length, now=now)
+        return JobRecord(
+            model,
+            start,
+            outcome,
+            events=stored.num_rows,
+            labelled=stored.num_rows - stored.column("label").null_count,
+            open_incidents=sum(1 for i in result.incidents if i.is_open),
+            announced=result.announced,
+        )
+
+    def _fail(self, model: str, start: datetime, now: datetime, exc: Exception) -> JobRecord:
+        message = f"{type(exc).__name__}: {exc}"
+        previous = self._errors.get(model)
+        # A model stays broken until someone fixes it; log the traceback once, not every pass.
+        if previous is None or previous.message != message or model not in self._failing:
+            _log.error("checking %s's window of %s failed", model, start, exc_info=exc)
+        else:
+            _log.debug("checking %s's window of %s failed again: %s", model, start, message)
+        self._errors[model] = JobError(window_start=start, at=now, message=message)
+        self._failing.add(model)
+        return JobRecord(model, start, "failed", error=message)
+
+    # -- the background thread ----------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Run a pass now and then every ``interval`` seconds, in a background thread."""
+        if self.running:
+            return
+        self._stop.clear()
+        # A daemon, so that a job stuck in delivery never keeps the process from exiting.
+        self._thread = threading.Thread(target=self._loop, name="tripwire-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread: it finishes the window it is checking, then exits."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run_due(_utc(self.clock()), self._stop)
+            except Exception:  # the thread must outlive any one pass
+                _log.exception("a scheduler pass failed")
+            if self._stop.wait(self.interval):
+                break
+
+    # -- state --------------------------------------------------------------------------
+
+    def status(self) -> SchedulerStatus:
+        """Per model: the latest window checked, when the next one is due and the latest error.
+
+        Read from the store, so it waits while a window is being checked.
+        """
+        models: list[ModelJobs] = []
+        for model in self.monitors:
+            length = self._length(model)
+            with self.lock:
+                checked = self.store.window_starts(model, length)
+                start = self._next_start(model)
+            models.append(
+                ModelJobs(
+                    model=model,
+                    scheduled=True,
+                    window=format_duration(length),
+                    last_checked=_utc(checked[-1]) if checked else None,
+                    next_due=None if start is None else start + length + self.grace,
+                    failing=model in self._failing,
+                    last_error=self._errors.get(model),
+                )
+            )
+        for model, reason in sorted(self.unscheduled.items()):
+            models.append(
+                ModelJobs(
+                    model=model,
+                    scheduled=False,
+                    window=None,
+                    last_checked=None,
+                    next_due=None,
+                    failing=True,
+                    reason=reason,
+                )
+            )
+        return SchedulerStatus(
+            running=self.running,
+            grace=format_duration(self.grace),
+            interval_seconds=self.interval,
+            models=models,
+        )
+
+
+# The two queries below are not store methods yet; both belong in the stores (DuckDB and
+# PostgreSQL), next to window_starts.
+
+
+def _first_event(store: DuckDBStore, model: str) -> datetime | None:
+    """The timestamp of the model's earliest stored production event (UTC)."""
+    ((first,),) = store.connection.execute(
+        "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'", [model]
+    ).fetchall()
+    return None if first is None else _utc(first)
+
+
+def _relabelled_windows(store: DuckDBStore, model: str, length: timedelta) -> list[datetime]:
+    """Starts of the model's stored production windows of ``length`` holding an event whose
+    label was received after the window's rows were computed."""
+    rows = store.connection.execute(
+        "SELECT DISTINCT w.window_start FROM windows w "
+        "JOIN events e ON e.model = w.model AND e.role = 'production' "
+        "AND e.ts >= w.window_start AND e.ts < w.window_start + to_seconds(w.window_seconds) "
+        "JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "
+        "WHERE w.model = ? AND w.namespace = ? AND w.window_seconds = ? "
+        "AND l.received_at > w.computed_at ORDER BY 1",
+        [model, PRODUCTION, int(length.total_seconds())],
+    ).fetchall()
+    return [r[0] for r in rows]

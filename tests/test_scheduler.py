@@ -1,0 +1,292 @@
+"""The scheduler on a real DuckDB store, with a clock the tests move by hand: windows are checked
+once their grace period has passed, exactly once (across restarts too), again when labels arrive
+late, and a broken model never stops the others."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from tripwire.cli import cli
+from tripwire.commands.serve import _monitors
+from tripwire.config import ModelConfig, load_config, parse_config
+from tripwire.demo import scenario
+from tripwire.events import table_to_events, validate_events, validate_labels
+from tripwire.monitor import Monitor
+from tripwire.scheduler import JobRecord, Scheduler, window_start
+from tripwire.server import create_app
+from tripwire.store import DuckDBStore
+
+DAY = timedelta(days=1)
+GRACE = timedelta(minutes=10)
+DAY1 = datetime(2026, 10, 1, tzinfo=UTC)  # scenario.START
+DAY2, DAY3 = DAY1 + DAY, DAY1 + 2 * DAY
+MODEL = "fraud-detector"
+SHADOW = "fraud-shadow"  # a second model with the same traffic
+READ_TOKEN = "read-token-for-tests"
+
+
+class Clock:
+    """A clock that only moves when a test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def data() -> scenario.Scenario:
+    return scenario.generate(days=3, rows_per_day=500, reference_rows=3000)
+
+
+@pytest.fixture(scope="module")
+def configs() -> dict[str, ModelConfig]:
+    shadow = scenario.CONFIG_YAML.replace(f"name: {MODEL}", f"name: {SHADOW}")
+    return {MODEL: parse_config(scenario.CONFIG_YAML), SHADOW: parse_config(shadow)}
+
+
+@pytest.fixture(scope="module")
+def monitors(data: scenario.Scenario, configs: dict[str, ModelConfig]) -> dict[str, Monitor]:
+    # Checking a window leaves a monitor as it was, so the tests can share them.
+    return {name: Monitor(config).fit(data.reference) for name, config in configs.items()}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    with DuckDBStore(tmp_path / "store.duckdb") as store:
+        yield store
+
+
+def _log(store: DuckDBStore, config: ModelConfig, day: pa.Table) -> None:
+    """Store a day of events as the collector would: validated, labels still to come."""
+    events, rejected = validate_events(config, table_to_events(config, day))
+    assert not rejected
+    store.write_events(events)
+
+
+def _label(store: DuckDBStore, config: ModelConfig, day: pa.Table) -> None:
+    items = [
+        {"model": config.name, "event_id": str(event_id), "label": label}
+        for event_id, label in zip(
+            day.column("event_id").to_pylist(), day.column("is_fraud").to_pylist(), strict=True
+        )
+    ]
+    labels, rejected = validate_labels(config, items)
+    assert not rejected
+    store.write_labels(labels)
+
+
+def _logged(
+    store: DuckDBStore, data: scenario.Scenario, configs: dict[str, ModelConfig], *models: str
+) -> None:
+    for _, day in data.days:
+        for model in models:
+            _log(store, configs[model], day)
+
+
+def _done(records: list[JobRecord]) -> list[tuple[str, datetime, str]]:
+    return [(r.model, r.window_start, r.outcome) for r in records]
+
+
+def _performance(store: DuckDBStore, model: str, start: datetime, metric: str) -> float | None:
+    history = store.history(model, DAY, [metric], since=start, until=start + DAY)
+    rows = [r for r in history.to_pylist() if r["segment"] == "all"]
+    assert len(rows) == 1
+    value: float | None = rows[0]["value"]
+    return value
+
+
+def test_window_start_agrees_with_the_jobs_windows() -> None:
+    assert window_start(datetime(2026, 10, 1, 23, 59, 59), DAY) == DAY1
+    assert window_start(DAY2, DAY) == DAY2
+    assert window_start(datetime(2026, 10, 1, 5, tzinfo=UTC), timedelta(hours=6)) == DAY1
+
+
+def test_windows_are_checked_once_each_after_their_grace_period(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    _logged(store, data, configs, MODEL)
+    clock = Clock(DAY2 + GRACE - timedelta(microseconds=1))
+    scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+
+    # Day 1 has ended, but late events may still arrive.
+    assert scheduler.due() == []
+    assert scheduler.run_due() == []
+    assert store.window_starts(MODEL, DAY) == []
+
+    clock.now = DAY2 + GRACE
+    assert scheduler.due() == [(MODEL, DAY1)]
+    records = scheduler.run_due()
+    assert _done(records) == [(MODEL, DAY1, "checked")]
+    assert records[0].events == 500 and records[0].labelled == 0
+    assert store.window_starts(MODEL, DAY) == [DAY1.replace(tzinfo=None)]
+    assert store.history(MODEL, DAY).num_rows > 0
+    assert scheduler.due() == []
+    assert scheduler.run_due() == []
+
+    clock.now = DAY3 + DAY + GRACE
+    assert _done(scheduler.run_due()) == [(MODEL, DAY2, "checked"), (MODEL, DAY3, "checked")]
+    assert scheduler.run_due() == []
+
+    # A restarted server reads what was checked from the store.
+    restarted = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+    assert restarted.due() == []
+    assert restarted.run_due() == []
+    status = restarted.status().models[0]
+    assert status.last_checked == DAY3
+    assert status.next_due == DAY3 + DAY + DAY + GRACE
+    assert not status.failing and status.last_error is None
+
+
+def test_late_labels_recheck_their_window_once(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    _logged(store, data, configs, MODEL)
+    clock = Clock(DAY2 + GRACE)
+    scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+    assert _done(scheduler.run_due()) == [(MODEL, DAY1, "checked")]
+    assert _performance(store, MODEL, DAY1, "label_coverage") == 0.0
+    assert _performance(store, MODEL, DAY1, "auc") is None
+
+    # Day 1's labels arrive a week later, day 2's before day 2 is checked.
+    _label(store, configs[MODEL], data.days[0][1])
+    _label(store, configs[MODEL], data.days[1][1])
+    assert scheduler.relabelled() == [(MODEL, DAY1)]
+    clock.now = DAY3 + GRACE
+    records = scheduler.run_due()
+    assert _done(records) == [(MODEL, DAY1, "rechecked"), (MODEL, DAY2, "checked")]
+    assert [r.labelled for r in records] == [500, 500]
+    assert _performance(store, MODEL, DAY1, "label_coverage") == 1.0
+    assert _performance(store, MODEL, DAY1, "auc") is not None
+    assert _performance(store, MODEL, DAY2, "auc") is not None
+
+    # Day 2 was checked with its labels; nothing needs checking again.
+    assert scheduler.relabelled() == []
+    assert scheduler.run_due() == []
+
+
+def test_a_window_without_events_is_skipped_not_checked(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    _log(store, configs[MODEL], data.days[0][1])
+    _log(store, configs[MODEL], data.days[2][1])  # nothing logged on day 2
+    clock = Clock(DAY3 + DAY + GRACE)
+    scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+    assert scheduler.due() == [(MODEL, DAY1), (MODEL, DAY2), (MODEL, DAY3)]
+    assert _done(scheduler.run_due()) == [
+        (MODEL, DAY1, "checked"),
+        (MODEL, DAY2, "skipped"),
+        (MODEL, DAY3, "checked"),
+    ]
+    assert store.window_starts(MODEL, DAY) == [DAY1.replace(tzinfo=None), DAY3.replace(tzinfo=None)]
+    assert scheduler.run_due() == []
+
+
+def test_a_broken_model_records_its_error_and_the_others_still_run(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    _logged(store, data, configs, MODEL, SHADOW)
+    # A monitor fitted on a reference without `amount`, for a config that names it.
+    narrow = parse_config(
+        scenario.CONFIG_YAML.replace("    amount: numeric\n", "").replace("  amount: 0.31\n", "")
+    )
+    broken = Monitor(narrow).fit(data.reference.drop(["amount"]))
+    broken.config = configs[MODEL]
+    clock = Clock(DAY2 + GRACE)
+    scheduler = Scheduler(
+        {MODEL: broken, SHADOW: monitors[SHADOW]}, store, threading.Lock(), clock, GRACE
+    )
+
+    records = scheduler.run_due()
+    assert _done(records) == [(MODEL, DAY1, "failed"), (SHADOW, DAY1, "checked")]
+    assert records[0].error is not None and "amount" in records[0].error
+    assert store.window_starts(MODEL, DAY) == []
+    assert store.window_starts(SHADOW, DAY) == [DAY1.replace(tzinfo=None)]
+
+    status = {m.model: m for m in scheduler.status().models}
+    error = status[MODEL].last_error
+    assert status[MODEL].failing and error is not None and error.window_start == DAY1
+    assert status[MODEL].last_checked is None
+    assert not status[SHADOW].failing and status[SHADOW].last_error is None
+
+    # Later windows of the broken model wait for day 1, which is tried again on every pass.
+    clock.now = DAY3 + GRACE
+    assert _done(scheduler.run_due()) == [(MODEL, DAY1, "failed"), (SHADOW, DAY2, "checked")]
+
+
+def test_the_server_runs_the_scheduler_and_shows_it_at_v1_jobs(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    _logged(store, data, configs, MODEL)
+    clock = Clock(DAY3 + DAY + GRACE)
+    # A long interval: the thread makes its first pass on start, and the test makes the next.
+    scheduler = Scheduler(
+        {MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE, interval=3600
+    )
+    app = create_app({MODEL: configs[MODEL]}, store, None, READ_TOKEN, scheduler=scheduler)
+    with TestClient(app) as client:
+        assert scheduler.running
+        # Passes never overlap, so once this one returns every due window has been checked,
+        # by the thread's pass or by this one.
+        scheduler.run_due()
+        assert client.get("/v1/jobs").status_code == 401
+        response = client.get("/v1/jobs", headers={"Authorization": f"Bearer {READ_TOKEN}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["running"] is True and body["grace"] == "10m"
+        [model] = body["models"]
+        assert model["model"] == MODEL and model["scheduled"] and model["window"] == "1d"
+        assert model["last_checked"] == "2026-10-03T00:00:00Z"
+        assert model["next_due"] == "2026-10-05T00:10:00Z"
+        assert model["failing"] is False and model["last_error"] is None
+    assert not scheduler.running
+    assert store.window_starts(MODEL, DAY)[-1] == DAY3.replace(tzinfo=None)
+
+
+def test_v1_jobs_says_when_no_scheduler_runs(
+    store: DuckDBStore, configs: dict[str, ModelConfig]
+) -> None:
+    app = create_app({MODEL: configs[MODEL]}, store, None, None)
+    with TestClient(app) as client:
+        response = client.get("/v1/jobs")
+    assert response.status_code == 404
+    assert "--no-schedule" in response.json()["detail"]
+
+
+def test_serve_lists_models_it_cannot_schedule_and_checks_grace(tmp_path: Path) -> None:
+    config_path = tmp_path / "tripwire.yaml"
+    config_path.write_text(scenario.CONFIG_YAML, encoding="utf-8")
+    monitors, failed = _monitors({MODEL: load_config(config_path)})
+    # The config's reference.parquet was never written: the model is collected, not scheduled.
+    assert monitors == {}
+    assert "reference.parquet: no such file" in failed[MODEL]
+
+    result = CliRunner().invoke(
+        cli, ["serve", "--config", str(config_path), "--insecure", "--grace", "ten minutes"]
+    )
+    assert result.exit_code == 2
+    assert "invalid duration" in result.output
