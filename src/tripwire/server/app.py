@@ -60,13 +60,10 @@ def create_app(
     A ``scheduler`` (over the same store) runs while the app does, and ``GET /v1/jobs`` shows
     its state.
     """
-    collector = Collector(configs, store)
-    if scheduler is not None:
-        if scheduler.store is not store:
-            raise ValueError("the scheduler must use the app's store")
-        # The scheduler and the collector share one connection, so they share one lock.
-        # Collector makes its own and takes none, hence the assignment.
-        collector._lock = scheduler.lock
+    if scheduler is not None and scheduler.store is not store:
+        raise ValueError("the scheduler must use the app's store")
+    # The scheduler and the collector share one connection, so they share one lock.
+    collector = Collector(configs, store, scheduler.lock if scheduler else None)
     ingest = Depends(bearer_guard(ingest_token, "IngestToken"))
     read = Depends(bearer_guard(read_token, "ReadToken"))
 

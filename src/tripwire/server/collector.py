@@ -36,10 +36,16 @@ LABELS_SOURCE = "POST /v1/labels"
 class Collector:
     """Batches in, rows out: the models it accepts and the store it writes to."""
 
-    def __init__(self, configs: Mapping[str, ModelConfig], store: DuckDBStore) -> None:
+    def __init__(
+        self,
+        configs: Mapping[str, ModelConfig],
+        store: DuckDBStore,
+        lock: threading.Lock | None = None,
+    ) -> None:
+        """``lock`` guards the store's connection; pass the one other users of it hold."""
         self.configs = dict(configs)
         self.store = store
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
 
     def ingest_events(self, batch: Batch) -> EventIngestResult:
         """Store the batch's valid events (once each) and quarantine the rest."""
