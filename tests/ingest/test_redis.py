@@ -6,6 +6,7 @@ killed with SIGKILL again and again loses and duplicates nothing."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import random
 import signal
@@ -353,3 +354,25 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
         ids = set(store.events(config.name)["event_id"].to_pylist())
         assert ids == {e["event_id"] for e in events}
         assert store.quarantined(UNKNOWN_MODEL).num_rows == 0
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_consumer_benchmark_runs_and_reports_every_figure(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "consumers.py"
+    spec = importlib.util.spec_from_file_location("tripwire_benchmark_consumers", path)
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    tiny = ["redis", "--events", "1500", "--batch", "400", "--redis-url", redis_server.url]
+    assert benchmark.main(tiny) == 0
+    out = capsys.readouterr().out
+    for label in ("events/s stored", "1,500 (0 entries left pending)", "machine", "redis-server"):
+        assert label in out, label
+    assert benchmark.main([*tiny, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["stored"] == 1500 and result["stored_per_s"] > 0
+    assert {"platform", "cpu", "logical_cores", "versions"} <= set(result["machine"])

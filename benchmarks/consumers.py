@@ -1,0 +1,269 @@
+"""Consumer benchmark: how many events per second a broker consumer moves into the store.
+
+Usage::
+
+    python benchmarks/consumers.py redis                      # 200,000 events, batches of 1,000
+    python benchmarks/consumers.py redis --events 50000 --batch 500 --json
+    python benchmarks/consumers.py redis --redis-url redis://127.0.0.1:6379/0  # a running server
+
+Each broker is a subcommand. For ``redis``:
+
+* a throwaway ``redis-server`` (Debian's package) is started on a free loopback port without
+  persistence, unless ``--redis-url`` names a running server (a fresh stream key is used there
+  and deleted afterwards);
+* the stream is filled with ``--events`` demo events (``tripwire.demo.scenario``, one event per
+  entry as ``RedisTransport`` writes them) before timing starts: producing is not the
+  consumer's cost;
+* one ``RedisConsumer`` in this process, with a ``Collector`` over a fresh DuckDB file in a
+  temporary directory, polls until every entry is stored and acknowledged. Wall time runs from
+  the first poll to the last acknowledgement.
+
+Reported: events/s stored (read back from the store over the wall time), the share of the time
+spent inside ``Collector.ingest_events`` (validation and the DuckDB transaction) against the rest
+(XREADGROUP, decoding the JSON, XACK), the process's CPU time, and the machine, the Redis
+server's version, whether redis-py parses replies with hiredis (``pip install hiredis``: a
+large share of the reading cost without it) and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from tripwire.config import parse_config
+from tripwire.demo import scenario
+from tripwire.events import table_to_events
+from tripwire.server.body import Batch
+from tripwire.server.collector import Collector
+from tripwire.server.schemas import EventIngestResult
+from tripwire.store import DuckDBStore
+
+PRODUCE_BATCH = 5_000  # entries per pipeline while filling the stream
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_events(n_events: int) -> list[dict[str, Any]]:
+    """``n_events`` demo events (unique ids) as JSON-ready payloads."""
+    config = parse_config(scenario.CONFIG_YAML)
+    day = scenario.generate(days=1, rows_per_day=n_events, reference_rows=1).days[0][1]
+    events = table_to_events(config, day)
+    for event in events:
+        event["timestamp"] = event["timestamp"].isoformat()
+    return events
+
+
+class TimedCollector(Collector):
+    """A collector that adds up the wall time spent in ``ingest_events``."""
+
+    seconds = 0.0
+
+    def ingest_events(self, batch: Batch) -> EventIngestResult:
+        start = time.perf_counter()
+        try:
+            return super().ingest_events(batch)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- redis
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def redis_server(url: str | None, workdir: Path) -> Iterator[str]:
+    """``url`` as it is, or the URL of a throwaway server started (and stopped) here."""
+    if url is not None:
+        yield url
+        return
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+    command += ["no", "--daemonize", "no", "--dir", str(workdir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()  # the server started above, by its pid
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def run_redis(n_events: int, batch: int, url: str | None) -> dict[str, Any]:
+    import redis
+    from redis.utils import HIREDIS_AVAILABLE
+
+    from tripwire.ingest.redis_consumer import RedisConsumer
+    from tripwire.ingest.redis_transport import RedisTransport
+
+    config = parse_config(scenario.CONFIG_YAML)
+    events = make_events(n_events)
+    stream = f"tripwire-benchmark-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp, redis_server(url, Path(tmp)) as server_url:
+        client = redis.Redis.from_url(server_url)
+        server_version = client.info("server").get("redis_version")
+        transport = RedisTransport(server_url, stream)
+        for start in range(0, n_events, PRODUCE_BATCH):
+            transport.send(events[start : start + PRODUCE_BATCH])
+        transport.close()
+        del events
+        stream_mb = client.memory_usage(stream, samples=0) or 0
+        try:
+            with DuckDBStore(Path(tmp) / "store.duckdb") as store:
+                collector = TimedCollector({config.name: config}, store)
+                consumer = RedisConsumer(
+                    server_url, stream, "benchmark", "c1", collector, batch_size=batch, block_ms=1
+                )
+                load_before = _load()
+                wall, cpu = time.perf_counter(), time.process_time()
+                while consumer.stats.entries < n_events:
+                    consumer.poll_once()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                load_after = _load()
+                consumer.close()
+                ((stored,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
+            pending = int(client.xpending(stream, "benchmark")["pending"])
+        finally:
+            client.delete(stream)
+            client.close()
+    return {
+        "broker": "redis",
+        "events": n_events,
+        "batch": batch,
+        "seconds": wall,
+        "stored": stored,
+        "pending_after": pending,
+        "stored_per_s": stored / wall,
+        "cpu_seconds": cpu,
+        "cpu_us_per_event": cpu / n_events * 1e6,
+        "ingest_share": collector.seconds / wall,
+        "stream_mb": stream_mb / 1024 / 1024,
+        "server": f"redis-server {server_version}"
+        + (" (throwaway, loopback)" if url is None else " (--redis-url)"),
+        # redis-py parses replies in C with hiredis when it is installed, in Python otherwise;
+        # reading the stream costs several times more without it.
+        "reply_parser": "hiredis" if HIREDIS_AVAILABLE else "pure Python (no hiredis)",
+        "machine": machine(["redis", "duckdb", "pydantic"]),
+        "load_average": {"before": load_before, "after": load_after},
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine(packages: Sequence[str]) -> dict[str, Any]:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(affinity(0)) if affinity else os.cpu_count(),
+        "versions": {name: version(name) for name in packages},
+    }
+
+
+def _load() -> float | None:
+    """The 1-minute load average: on a busy machine wall times are not the software's."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def format_report(r: dict[str, Any]) -> str:
+    m, load = r["machine"], r["load_average"]
+    lines = [
+        f"tripwire consumer benchmark ({r['broker']}): {r['events']:,} events in a pre-filled "
+        f"stream ({r['stream_mb']:.1f} MB in Redis), batches of {r['batch']:,}, one consumer, "
+        "DuckDB store",
+        "",
+        f"wall time           {r['seconds']:.2f} s",
+        f"stored (read back)  {r['stored']:,} ({r['pending_after']:,} entries left pending)",
+        f"throughput          {r['stored_per_s']:,.0f} events/s stored",
+        f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
+        "(this process, all threads)",
+        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + DuckDB "
+        "transaction); the rest: XREADGROUP, JSON decoding, XACK",
+        "",
+        f"server              {r['server']}, replies parsed by {r['reply_parser']}",
+        f"machine             {m['cpu'] or 'unknown CPU'}, {m['logical_cores']} logical cores "
+        f"({m['usable_cores']} usable)",
+        f"                    {m['platform']}, Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"load average        {load['before']:.2f} before, {load['after']:.2f} after "
+        "(1 min, this run included)"
+        if load["before"] is not None and load["after"] is not None
+        else "load average        unknown",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    brokers = parser.add_subparsers(dest="broker", required=True)
+    redis_parser = brokers.add_parser("redis", help="a Redis stream through RedisConsumer")
+    redis_parser.add_argument("--events", type=int, default=200_000, help="events to consume")
+    redis_parser.add_argument("--batch", type=int, default=1_000, help="entries per batch")
+    redis_parser.add_argument(
+        "--redis-url", help="a running server to use (default: start a throwaway one)"
+    )
+    redis_parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    if args.broker == "redis":
+        result = run_redis(args.events, args.batch, args.redis_url)
+    else:  # pragma: no cover - argparse refuses other names
+        parser.error(f"unknown broker {args.broker!r}")
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0 if result["stored"] == args.events and result["pending_after"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
