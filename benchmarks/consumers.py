@@ -5,6 +5,8 @@ Usage::
     python benchmarks/consumers.py redis                      # 200,000 events, batches of 1,000
     python benchmarks/consumers.py redis --events 50000 --batch 500 --json
     python benchmarks/consumers.py redis --redis-url redis://127.0.0.1:6379/0  # a running server
+    python benchmarks/consumers.py kafka                      # 200,000 events, batches of 1,000
+    python benchmarks/consumers.py kafka --bootstrap 127.0.0.1:9092  # a running cluster
 
 Each broker is a subcommand. For ``redis``:
 
@@ -17,6 +19,17 @@ Each broker is a subcommand. For ``redis``:
 * one ``RedisConsumer`` in this process, with a ``Collector`` over a fresh DuckDB file in a
   temporary directory, polls until every entry is stored and acknowledged. Wall time runs from
   the first poll to the last acknowledgement.
+
+For ``kafka``:
+
+* librdkafka's mock cluster (``tests/ingest/mock_kafka_cluster.py``: real Kafka-protocol brokers
+  on loopback, in a process of their own) is started with 3 brokers, unless ``--bootstrap``
+  names a running cluster (a fresh topic is used there; it is not deleted);
+* the topic (4 partitions) is filled with ``--events`` demo events through ``KafkaTransport``
+  (one message per event) before timing starts;
+* one ``KafkaConsumer`` in this process, with a ``Collector`` over a fresh DuckDB file, polls
+  until every message is stored and its offset committed. Wall time runs from the first poll
+  that returned messages (joining the group, ~3 s, is not counted) to the last commit.
 
 Reported: events/s stored (read back from the store over the wall time), the share of the time
 spent inside ``Collector.ingest_events`` (validation and the DuckDB transaction) against the rest
@@ -187,6 +200,132 @@ def run_redis(n_events: int, batch: int, url: str | None) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- kafka
+
+MOCK_CLUSTER = Path(__file__).resolve().parents[1] / "tests" / "ingest" / "mock_kafka_cluster.py"
+MOCK_BROKERS = 3
+
+
+@contextmanager
+def kafka_cluster(bootstrap: str | None) -> Iterator[str]:
+    """``bootstrap`` as it is, or the address of a mock cluster started (and stopped) here."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    command = [sys.executable, str(MOCK_CLUSTER), "--brokers", str(MOCK_BROKERS)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the helper prints it within a second or exits
+        if not line.startswith("BOOTSTRAP "):
+            raise RuntimeError(f"the mock Kafka cluster did not start: {line!r}")
+        yield line.split()[1]
+    finally:
+        process.terminate()  # the helper started above, by its pid
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any]:
+    import confluent_kafka
+    from confluent_kafka import Consumer, TopicPartition
+
+    from tripwire.ingest.kafka_consumer import KafkaConsumer
+    from tripwire.ingest.kafka_transport import KafkaTransport
+
+    config = parse_config(scenario.CONFIG_YAML)
+    events = make_events(n_events)
+    topic = f"tripwire-benchmark-{uuid.uuid4().hex[:8]}"
+    group = "benchmark"
+    topic_bytes = sum(len(json.dumps(e, separators=(",", ":"))) for e in events)
+    with tempfile.TemporaryDirectory() as tmp, kafka_cluster(bootstrap) as servers:
+        transport = KafkaTransport(servers, topic)
+        for start in range(0, n_events, PRODUCE_BATCH):
+            transport.send(events[start : start + PRODUCE_BATCH])
+        transport.close()
+        del events, transport  # the producer's connections go with it
+        with DuckDBStore(Path(tmp) / "store.duckdb") as store:
+            collector = TimedCollector({config.name: config}, store)
+            consumer = KafkaConsumer(servers, topic, group, collector, batch, poll_timeout=0.05)
+            partitions = consumer.check()
+            while True:  # join the group: not the consumer's throughput
+                wall, cpu = time.perf_counter(), time.process_time()
+                collector.seconds = 0.0
+                if consumer.poll_once():
+                    break
+            load_before = _load()
+            while consumer.stats.messages < n_events:
+                consumer.poll_once()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            load_after = _load()
+            consumer.close()
+            ((stored,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
+        reader = Consumer({"bootstrap.servers": servers, "group.id": group})
+        committed = reader.committed(
+            [TopicPartition(topic, p) for p in range(partitions)], timeout=10
+        )
+        reader.close()
+    uncommitted = n_events - sum(max(tp.offset, 0) for tp in committed)
+    where = (
+        f"librdkafka mock cluster, {MOCK_BROKERS} brokers in their own process, loopback"
+        if bootstrap is None
+        else "--bootstrap"
+    )
+    return {
+        "broker": "kafka",
+        "events": n_events,
+        "batch": batch,
+        "partitions": partitions,
+        "seconds": wall,
+        "stored": stored,
+        "uncommitted_after": uncommitted,
+        "stored_per_s": stored / wall,
+        "cpu_seconds": cpu,
+        "cpu_us_per_event": cpu / n_events * 1e6,
+        "ingest_share": collector.seconds / wall,
+        "topic_mb": topic_bytes / 1024 / 1024,
+        "server": f"{where}; librdkafka {confluent_kafka.libversion()[0]}",
+        "machine": machine(["confluent-kafka", "duckdb", "pydantic"]),
+        "load_average": {"before": load_before, "after": load_after},
+    }
+
+
+def format_kafka_report(r: dict[str, Any]) -> str:
+    m, load = r["machine"], r["load_average"]
+    lines = [
+        f"tripwire consumer benchmark ({r['broker']}): {r['events']:,} events in a pre-filled "
+        f"topic ({r['partitions']} partitions, {r['topic_mb']:.1f} MB of JSON), batches of "
+        f"{r['batch']:,}, one consumer, DuckDB store",
+        "",
+        f"wall time           {r['seconds']:.2f} s",
+        f"stored (read back)  {r['stored']:,} ({r['uncommitted_after']:,} messages left "
+        "uncommitted)",
+        f"throughput          {r['stored_per_s']:,.0f} events/s stored",
+        f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
+        "(this process, all threads)",
+        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + DuckDB "
+        "transaction); the rest: fetching, JSON decoding, the synchronous offset commit",
+        "",
+        f"cluster             {r['server']}",
+        f"machine             {m['cpu'] or 'unknown CPU'}, {m['logical_cores']} logical cores "
+        f"({m['usable_cores']} usable)",
+        f"                    {m['platform']}, Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"load average        {load['before']:.2f} before, {load['after']:.2f} after "
+        "(1 min, this run included)"
+        if load["before"] is not None and load["after"] is not None
+        else "load average        unknown",
+    ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -256,13 +395,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--redis-url", help="a running server to use (default: start a throwaway one)"
     )
     redis_parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    kafka_parser = brokers.add_parser("kafka", help="a Kafka topic through KafkaConsumer")
+    kafka_parser.add_argument("--events", type=int, default=200_000, help="events to consume")
+    kafka_parser.add_argument("--batch", type=int, default=1_000, help="messages per batch")
+    kafka_parser.add_argument(
+        "--bootstrap", help="a running cluster to use (default: start a mock cluster)"
+    )
+    kafka_parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.broker == "redis":
         result = run_redis(args.events, args.batch, args.redis_url)
+        left = result["pending_after"]
+        text = format_report(result)
+    elif args.broker == "kafka":
+        result = run_kafka(args.events, args.batch, args.bootstrap)
+        left = result["uncommitted_after"]
+        text = format_kafka_report(result)
     else:  # pragma: no cover - argparse refuses other names
         parser.error(f"unknown broker {args.broker!r}")
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
-    return 0 if result["stored"] == args.events and result["pending_after"] == 0 else 1
+    print(json.dumps(result, indent=2) if args.json else text)
+    return 0 if result["stored"] == args.events and left == 0 else 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import socket
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -17,6 +18,7 @@ from tripwire.commands.serve import _configs
 from tripwire.errors import TripwireError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 
 
 @click.group()
@@ -130,6 +132,131 @@ def redis_command(
                 f"stopped: {s.entries:,} entries: {s.stored:,} events stored, "
                 f"{s.duplicates:,} already stored, {s.quarantined:,} quarantined"
             )
+    finally:
+        store.close()
+
+
+def _kafka_options(options: tuple[str, ...]) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="'-X'")
+        settings[key.strip()] = value
+    return settings
+
+
+@consume.command("kafka")
+@click.option(
+    "--config",
+    "config_paths",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A model's tripwire.yaml; repeat for each model whose events the topic carries.",
+)
+@click.option("--topic", required=True, help="The topic to consume.")
+@click.option("--group", required=True, help="The consumer group (its committed offsets).")
+@click.option(
+    "--bootstrap-env",
+    default="TRIPWIRE_KAFKA_BOOTSTRAP",
+    show_default=True,
+    help=f"The environment variable holding the bootstrap servers, host:port[,host:port...] "
+    f"(unset: {DEFAULT_KAFKA_BOOTSTRAP}).",
+)
+@store_option
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Messages stored in one transaction and committed together.",
+)
+@click.option(
+    "-X",
+    "--kafka-option",
+    "kafka_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A librdkafka consumer setting, e.g. -X session.timeout.ms=10000; repeatable. "
+    "Visible in the process list: keep passwords out of it.",
+)
+def kafka_command(
+    config_paths: tuple[Path, ...],
+    topic: str,
+    group: str,
+    bootstrap_env: str,
+    store_path: Path | None,
+    batch_size: int,
+    kafka_options: tuple[str, ...],
+) -> None:
+    """Consume events from a Kafka topic (as written by KafkaTransport) into the store.
+
+    Each message holds one event as JSON. Offsets are committed only after their batch is
+    committed to the store, so a crash loses nothing: the batch is read again and events
+    already stored are not stored twice. Invalid messages are quarantined. Run several with
+    the same --group to share the topic's partitions (each with its own store, or one
+    consumer per store: DuckDB allows one writing process). SIGTERM or Ctrl-C stops it after
+    the batch in hand and leaves the group.
+
+    \b
+    Example:
+      export TRIPWIRE_KAFKA_BOOTSTRAP=kafka-1.internal:9092,kafka-2.internal:9092
+      tripwire consume kafka --config fraud.yaml --topic tripwire-events \\
+                             --group tripwire --store tripwire.duckdb
+    """
+    try:
+        from confluent_kafka import KafkaException
+    except ImportError:
+        raise TripwireError(
+            "consuming from Kafka needs confluent-kafka: pip install 'tripwire[kafka]'"
+        ) from None
+
+    from tripwire.ingest.kafka_consumer import KafkaConsumer
+    from tripwire.server.collector import Collector
+
+    configs = _configs(config_paths)
+    settings = _kafka_options(kafka_options)
+    bootstrap = os.environ.get(bootstrap_env) or DEFAULT_KAFKA_BOOTSTRAP
+    # Warnings (quarantined messages, broker errors) go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    store = open_store(next(iter(configs.values())), store_path)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        err.print(f"{signal.Signals(signum).name}: stopping after the batch in hand")
+        stop.set()
+
+    try:
+        collector = Collector(configs, store)
+        try:
+            consumer = KafkaConsumer(
+                bootstrap, topic, group, collector, batch_size=batch_size, **settings
+            )
+        except KafkaException as exc:
+            raise TripwireError(f"Kafka: {exc}") from exc
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, request_stop)
+            try:
+                # librdkafka retries an unreachable cluster forever: fail at startup instead.
+                partitions = consumer.check()
+            except KafkaException as exc:
+                raise TripwireError(f"Kafka at {bootstrap} ({bootstrap_env}): {exc}") from exc
+            if not partitions:
+                err.print(f"warning: topic {topic!r} does not exist yet; waiting for it")
+            err.print(
+                f"consuming topic {topic!r} ({partitions} partitions) as group {group!r} "
+                f"for {', '.join(sorted(configs))} into {store.path}"
+            )
+            consumer.run(stop)
+        finally:
+            consumer.close()
+        s = consumer.stats
+        err.print(
+            f"stopped: {s.messages:,} messages: {s.stored:,} events stored, "
+            f"{s.duplicates:,} already stored, {s.quarantined:,} quarantined"
+        )
     finally:
         store.close()
 
