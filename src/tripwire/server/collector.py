@@ -47,7 +47,7 @@ class Collector:
         self.store = store
         self._lock = lock or threading.Lock()
 
-    def ingest_events(self, batch: Batch) -> EventIngestResult:
+    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
         """Store the batch's valid events (once each) and quarantine the rest."""
         result = validate_event_batch(self.configs, batch.items, batch.indices)
         _add_unreadable(result.rejected, batch)
@@ -55,7 +55,7 @@ class Collector:
             self._begin()
             try:
                 new = self.store.write_events(result.accepted)
-                self._quarantine(EVENTS_SOURCE, result.rejected)
+                self._quarantine(source, result.rejected)
                 self._commit()
             except BaseException:
                 self._rollback()
