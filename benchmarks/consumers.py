@@ -62,7 +62,7 @@ from tripwire.config import parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events
 from tripwire.server.body import Batch
-from tripwire.server.collector import Collector
+from tripwire.server.collector import EVENTS_SOURCE, Collector
 from tripwire.server.schemas import EventIngestResult
 from tripwire.store import DuckDBStore
 
@@ -87,10 +87,10 @@ class TimedCollector(Collector):
 
     seconds = 0.0
 
-    def ingest_events(self, batch: Batch) -> EventIngestResult:
+    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
         start = time.perf_counter()
         try:
-            return super().ingest_events(batch)
+            return super().ingest_events(batch, source)
         finally:
             self.seconds += time.perf_counter() - start
 

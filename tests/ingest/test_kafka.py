@@ -27,7 +27,7 @@ from tripwire.config import ModelConfig
 from tripwire.demo import scenario
 from tripwire.logger import Logger, TransportError
 from tripwire.server.body import Batch
-from tripwire.server.collector import Collector
+from tripwire.server.collector import EVENTS_SOURCE, Collector
 from tripwire.server.schemas import EventIngestResult
 from tripwire.server.validation import UNKNOWN_MODEL
 from tripwire.store import DuckDBStore
@@ -197,6 +197,7 @@ def test_repeats_are_stored_once_and_bad_messages_quarantined(
     reasons = " | ".join(row["reason"] for row in unknown)
     assert "not JSON" in reasons and "not a JSON object" in reasons and "no value" in reasons
     assert f"message {topic}[" in reasons  # the partition and offset of what was not JSON
+    assert {row["source"].split("[")[0] for row in unknown} == {f"kafka {topic} batch"}
     assert any("not json" in row["payload"] for row in unknown)
     [missing] = collector.store.quarantined(config.name).to_pylist()
     assert "features" in missing["reason"] and events[1]["event_id"] in missing["payload"]
@@ -208,11 +209,11 @@ class _FailsOnce(Collector):
 
     failed = False
 
-    def ingest_events(self, batch: Batch) -> EventIngestResult:
+    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
         if not self.failed and batch.items:
             self.failed = True
             raise OSError("disk full")
-        return super().ingest_events(batch)
+        return super().ingest_events(batch, source)
 
 
 def test_a_failed_batch_is_not_committed_and_is_stored_after_all(

@@ -114,6 +114,10 @@ class KafkaConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
         }
+        # Quarantined items are recorded as "<source>[<batch index>]"; the reasons of messages
+        # that are not JSON name their partition and offset, and the first rejection of each
+        # batch is logged with them.
+        self._source = f"kafka {topic} batch"
         self._fatal: Any = None  # a fatal KafkaError reported by librdkafka's error callback
         self._closed = False
         self._consumer = Consumer(config)
@@ -191,7 +195,7 @@ class KafkaConsumer:
             return 0
         batch = decode(messages)
         try:
-            result = self.collector.ingest_events(batch)
+            result = self.collector.ingest_events(batch, source=self._source)
         except BaseException:
             # Nothing committed; consume the batch again from its first offsets rather than
             # skip it (the consumer's position is already past it).
