@@ -214,11 +214,11 @@ class _FailsOnce(Collector):
 
     failed = False
 
-    def ingest_events(self, batch: Batch) -> EventIngestResult:
+    def ingest_events(self, batch: Batch, source: str = "test") -> EventIngestResult:
         if not self.failed:
             self.failed = True
             raise OSError("disk full")
-        return super().ingest_events(batch)
+        return super().ingest_events(batch, source)
 
 
 def test_a_failed_batch_is_not_acknowledged_and_is_stored_after_all(

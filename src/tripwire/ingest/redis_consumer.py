@@ -238,7 +238,7 @@ class RedisConsumer:
             return 0
         batch, ids = decode(entries, deleted)
         try:
-            result = self.collector.ingest_events(batch)
+            result = self.collector.ingest_events(batch, source=f"redis {self.stream}")
         except BaseException:
             # Not acknowledged: the entries stay in this consumer's pending list; read them
             # again before anything new.
