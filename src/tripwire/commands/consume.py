@@ -107,17 +107,12 @@ def redis_command(
     store = open_store(next(iter(configs.values())), store_path)
     stop = threading.Event()
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        err.print(f"{signal.Signals(signum).name}: stopping after the batch in hand")
-        stop.set()
-
     try:
         collector = Collector(configs, store)
         with RedisConsumer(
             url, stream, group, name, collector, batch_size=batch_size, claim_idle_ms=claim_idle_ms
         ) as consumer:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, request_stop)
+            _stop_on_signals(stop)
             try:
                 consumer.poll_once()  # fail at startup on a wrong URL or a bad stream key
             except redis.RedisError as exc:
@@ -134,6 +129,17 @@ def redis_command(
             )
     finally:
         store.close()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and Ctrl-C set ``stop``: the consumer finishes the batch in hand, then exits."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        err.print(f"{signal.Signals(signum).name}: stopping after the batch in hand")
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
 
 
 def _kafka_options(options: tuple[str, ...]) -> dict[str, Any]:
@@ -223,10 +229,6 @@ def kafka_command(
     store = open_store(next(iter(configs.values())), store_path)
     stop = threading.Event()
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        err.print(f"{signal.Signals(signum).name}: stopping after the batch in hand")
-        stop.set()
-
     try:
         collector = Collector(configs, store)
         try:
@@ -236,8 +238,7 @@ def kafka_command(
         except KafkaException as exc:
             raise TripwireError(f"Kafka: {exc}") from exc
         try:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, request_stop)
+            _stop_on_signals(stop)
             try:
                 # librdkafka retries an unreachable cluster forever: fail at startup instead.
                 partitions = consumer.check()
