@@ -861,3 +861,59 @@ def test_the_same_incident_key_may_exist_in_two_namespaces(open_store: Opener) -
             )
         assert store.incidents("m").num_rows == 1
         assert store.incidents("m", "replay").num_rows == 1
+
+
+def test_a_transaction_commits_everything_inside_it_together(store):
+    with store.transaction():
+        store.write_events([event("a", 1)])
+        with store.transaction():  # nested uses join the outer one
+            store.write_events([event("b", 2)])
+        store.quarantine("fraud", "test", [Rejected(index=0, reason="bad", payload="{}")])
+    assert store.events("fraud")["event_id"].to_pylist() == ["a", "b"]
+    assert store.quarantined("fraud").num_rows == 1
+
+
+def test_an_error_inside_a_transaction_keeps_nothing_of_it(store):
+    store.write_events([event("kept", 0)])
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.write_events([event("a", 1)])
+        with store.transaction():
+            store.write_events([event("b", 2)])
+        store.quarantine("fraud", "test", [Rejected(index=0, reason="bad", payload="{}")])
+        raise RuntimeError("boom")
+    assert store.events("fraud")["event_id"].to_pylist() == ["kept"]
+    assert store.quarantined("fraud").num_rows == 0
+    # The store is usable afterwards, in and out of transactions.
+    with store.transaction():
+        store.write_events([event("c", 3)])
+    assert store.events("fraud")["event_id"].to_pylist() == ["kept", "c"]
+
+
+def test_open_store_picks_the_database_from_the_target(tmp_path, postgres_server):
+    from tripwire.store import PostgresStore, open_store
+
+    with open_store(str(tmp_path / "x.duckdb")) as duck:
+        assert isinstance(duck, DuckDBStore)
+    postgres_server.admin("CREATE SCHEMA open_store_uri", postgres_server.dbname)
+    uri = (
+        f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{postgres_server.dbname}"
+        "?options=-csearch_path%3Dopen_store_uri"
+    )
+    with open_store(uri) as pg:
+        assert isinstance(pg, PostgresStore)
+
+
+def test_expiring_events_deletes_old_events_and_their_labels_only(store):
+    store.write_events([event("old", 1), event("new", 30), event("churn", 1, model="churn")])
+    store.write_labels(
+        [
+            Label(event_id="old", model="fraud", label=1),
+            Label(event_id="new", model="fraud", label=0),
+        ]
+    )
+    assert store.expire_events("fraud", T0 + timedelta(minutes=10)) == 1
+    assert store.events("churn").num_rows == 1  # another model's events are not touched
+    got = store.events("fraud")
+    assert got["event_id"].to_pylist() == ["new"]
+    assert got["label"].to_pylist() == [0]
+    assert store.expire_events("fraud", T0 + timedelta(minutes=10)) == 0

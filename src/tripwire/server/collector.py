@@ -27,7 +27,7 @@ from tripwire.server.validation import (
     validate_event_batch,
     validate_label_batch,
 )
-from tripwire.store import DuckDBStore
+from tripwire.store import Store
 
 EVENTS_SOURCE = "POST /v1/events"
 LABELS_SOURCE = "POST /v1/labels"
@@ -39,7 +39,7 @@ class Collector:
     def __init__(
         self,
         configs: Mapping[str, ModelConfig],
-        store: DuckDBStore,
+        store: Store,
         lock: threading.Lock | None = None,
     ) -> None:
         """``lock`` guards the store's connection; pass the one other users of it hold."""
@@ -51,15 +51,11 @@ class Collector:
         """Store the batch's valid events (once each) and quarantine the rest."""
         result = validate_event_batch(self.configs, batch.items, batch.indices)
         _add_unreadable(result.rejected, batch)
-        with self._lock:
-            self._begin()
-            try:
-                new = self.store.write_events(result.accepted)
-                self._quarantine(source, result.rejected)
-                self._commit()
-            except BaseException:
-                self._rollback()
-                raise
+        # One transaction per batch: its events and its quarantined items are stored together
+        # or (on an error) not at all, and one commit per batch is cheaper than one per statement.
+        with self._lock, self.store.transaction():
+            new = self.store.write_events(result.accepted)
+            self._quarantine(source, result.rejected)
         return EventIngestResult(
             accepted=new,
             duplicates=len(result.accepted) - new,
@@ -70,15 +66,9 @@ class Collector:
         """Store the batch's valid labels (replacing earlier ones) and quarantine the rest."""
         result = validate_label_batch(self.configs, batch.items, batch.indices)
         _add_unreadable(result.rejected, batch)
-        with self._lock:
-            self._begin()
-            try:
-                stored = self.store.write_labels(result.accepted)
-                self._quarantine(LABELS_SOURCE, result.rejected)
-                self._commit()
-            except BaseException:
-                self._rollback()
-                raise
+        with self._lock, self.store.transaction():
+            stored = self.store.write_labels(result.accepted)
+            self._quarantine(LABELS_SOURCE, result.rejected)
         return LabelIngestResult(accepted=stored, rejected=_rejections(result.rejected))
 
     def quarantine_page(self, model: str, limit: int, offset: int) -> QuarantinePage:
@@ -94,17 +84,6 @@ class Collector:
         return QuarantinePage(
             model=model, total=table.num_rows, limit=limit, offset=offset, items=items
         )
-
-    # One transaction per batch: its events and its quarantined items are stored together or
-    # (on an error) not at all, and one commit per batch is cheaper than one per statement.
-    def _begin(self) -> None:
-        self.store.connection.execute("BEGIN")
-
-    def _commit(self) -> None:
-        self.store.connection.execute("COMMIT")
-
-    def _rollback(self) -> None:
-        self.store.connection.execute("ROLLBACK")
 
     def _quarantine(self, source: str, rejected: Mapping[str, list[Rejected]]) -> None:
         for model, items in rejected.items():

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tripwire.store.base import Store, open_store
 from tripwire.store.duckdb_store import DuckDBStore
 
 if TYPE_CHECKING:
     from tripwire.store.postgres_store import PostgresStore
 
-__all__ = ["DuckDBStore", "PostgresStore"]
+__all__ = ["DuckDBStore", "PostgresStore", "Store", "open_store"]
 
 
 def __getattr__(name: str) -> object:

@@ -6,7 +6,8 @@ Rows go in and come out as Arrow tables, so history is never looped over in Pyth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class DuckDBStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._depth = 0  # how deep inside transaction() the caller is
         try:
             self.connection = duckdb.connect(self.path)
         except duckdb.Error as exc:
@@ -51,6 +53,31 @@ class DuckDBStore:
 
     def close(self) -> None:
         self.connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the statements inside together: all committed, or (on an error) none.
+
+        Nested uses join the outermost transaction, because DuckDB has no savepoints; so a
+        caller can wrap several store methods that each hold their own statements together.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.connection.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.connection.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.connection.execute("COMMIT")
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -90,8 +117,7 @@ class DuckDBStore:
         table = metric_table(rows)
         db = self.connection
         where = "model = ? AND namespace = ? AND window_start = ? AND window_seconds = ?"
-        db.execute("BEGIN")
-        try:
+        with self.transaction():
             db.execute(f"DELETE FROM metrics WHERE {where}", key)
             db.execute(f"DELETE FROM windows WHERE {where}", key)
             db.execute(
@@ -104,10 +130,6 @@ class DuckDBStore:
                 key,
             )
             db.unregister("new_rows")
-            db.execute("COMMIT")
-        except Exception:
-            db.execute("ROLLBACK")
-            raise
 
     def history(
         self,
@@ -243,18 +265,13 @@ class DuckDBStore:
         ((count,),) = db.execute(
             "SELECT count(*) FROM events WHERE model = ? AND ts < ?", [model, naive_utc(before)]
         ).fetchall()
-        db.execute("BEGIN")
-        try:
+        with self.transaction():
             db.execute(
                 "DELETE FROM labels WHERE model = ? AND event_id IN "
                 "(SELECT event_id FROM events WHERE model = ? AND ts < ?)",
                 [model, model, naive_utc(before)],
             )
             db.execute("DELETE FROM events WHERE model = ? AND ts < ?", [model, naive_utc(before)])
-            db.execute("COMMIT")
-        except Exception:
-            db.execute("ROLLBACK")
-            raise
         return int(count)
 
     # -- abnormal windows and calibrations -----------------------------------------------
@@ -315,8 +332,7 @@ class DuckDBStore:
     def save_incidents(self, model: str, incidents: pa.Table, namespace: str = PRODUCTION) -> None:
         """Replace the model's incidents with the ones derived from its history."""
         db = self.connection
-        db.execute("BEGIN")
-        try:
+        with self.transaction():
             db.execute(
                 "DELETE FROM incidents WHERE model = ? AND namespace = ?", [model, namespace]
             )
@@ -324,7 +340,3 @@ class DuckDBStore:
                 db.register("new_incidents", incidents)
                 db.execute("INSERT INTO incidents BY NAME SELECT * FROM new_incidents")
                 db.unregister("new_incidents")
-            db.execute("COMMIT")
-        except Exception:
-            db.execute("ROLLBACK")
-            raise

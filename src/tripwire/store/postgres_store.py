@@ -9,7 +9,8 @@ Needs the ``postgres`` extra (``pip install 'tripwire[postgres]'``, i.e. psycopg
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -219,6 +220,13 @@ class PostgresStore:
     def close(self) -> None:
         self.connection.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the statements inside together: all committed, or (on an error) none.
+        Nested uses become savepoints of the outer transaction."""
+        with self.connection.transaction():
+            yield
+
     def __enter__(self) -> PostgresStore:
         return self
 
@@ -367,7 +375,11 @@ class PostgresStore:
                 f"INSERT INTO events ({', '.join(table.column_names)}) "
                 f"SELECT {', '.join(table.column_names)} FROM new_events ON CONFLICT DO NOTHING"
             )
-            return cursor.rowcount
+            inserted = cursor.rowcount
+            # Dropped now, not only on commit: inside a caller's transaction a second batch
+            # would otherwise find the first one's scratch table.
+            cursor.execute("DROP TABLE new_events")
+            return inserted
 
     def write_labels(self, labels: Sequence[Label]) -> int:
         """Store labels; a later label for the same event replaces the earlier one."""
@@ -387,6 +399,7 @@ class PostgresStore:
                 "ON CONFLICT (model, event_id) DO UPDATE SET label = excluded.label, "
                 "labelled_at = excluded.labelled_at, received_at = excluded.received_at"
             )
+            cursor.execute("DROP TABLE new_labels")
         return len(labels)
 
     def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
@@ -428,6 +441,20 @@ class PostgresStore:
             query += " AND e.ts < %s"
             params.append(naive_utc(until))
         return self._table(query + " ORDER BY e.ts", params, EVENTS)
+
+    def expire_events(self, model: str, before: datetime) -> int:
+        """Delete raw events (and their labels) older than ``before``; returns how many."""
+        cutoff = naive_utc(before)
+        with self.transaction():
+            self.connection.execute(
+                "DELETE FROM labels l USING events e WHERE l.model = %s "
+                "AND e.model = l.model AND e.event_id = l.event_id AND e.ts < %s",
+                [model, cutoff],
+            )
+            deleted = self.connection.execute(
+                "DELETE FROM events WHERE model = %s AND ts < %s", [model, cutoff]
+            )
+            return deleted.rowcount
 
     # -- abnormal windows and calibrations -----------------------------------------------
 

@@ -1,0 +1,121 @@
+"""What every store offers: the one interface the job, the collector, the scheduler and the
+commands are written against, whichever database is behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Protocol, Self
+
+import pyarrow as pa
+
+from tripwire.events import Event, Label, Rejected
+from tripwire.layers.rows import MetricRow
+from tripwire.store.common import PRODUCTION
+
+
+class Store(Protocol):
+    """Metric history, window profiles, incidents, calibrations and the prediction log.
+
+    Implemented by :class:`~tripwire.store.DuckDBStore` (one file, one writing process) and
+    :class:`~tripwire.store.PostgresStore` (a server several processes share).
+    """
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *_: object) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Statements inside are committed together or not at all; uses may nest."""
+        ...
+
+    def write_window(
+        self,
+        model: str,
+        start: datetime,
+        length: timedelta,
+        rows: Sequence[MetricRow],
+        profile: bytes,
+        n_rows: int,
+        namespace: str = PRODUCTION,
+    ) -> None: ...
+
+    def history(
+        self,
+        model: str,
+        length: timedelta,
+        metrics: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        namespace: str = PRODUCTION,
+    ) -> pa.Table: ...
+
+    def window_starts(
+        self, model: str, length: timedelta, namespace: str = PRODUCTION
+    ) -> list[datetime]: ...
+
+    def profiles(
+        self,
+        model: str,
+        length: timedelta,
+        since: datetime,
+        until: datetime,
+        namespace: str = PRODUCTION,
+    ) -> list[tuple[datetime, bytes]]: ...
+
+    def write_events(self, events: Sequence[Event]) -> int: ...
+
+    def write_labels(self, labels: Sequence[Label]) -> int: ...
+
+    def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None: ...
+
+    def quarantined(self, model: str) -> pa.Table: ...
+
+    def events(
+        self,
+        model: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        role: str = "production",
+    ) -> pa.Table: ...
+
+    def expire_events(self, model: str, before: datetime) -> int: ...
+
+    def mark_abnormal(self, model: str, start: datetime, reason: str) -> None: ...
+
+    def abnormal_windows(self, model: str) -> set[datetime]: ...
+
+    def save_calibration(
+        self,
+        model: str,
+        metric: str,
+        feature: str,
+        segment: str,
+        threshold: float,
+        quantile: float,
+        floor: float,
+        windows_used: Sequence[datetime],
+    ) -> None: ...
+
+    def calibrations(self, model: str) -> pa.Table: ...
+
+    def incidents(self, model: str, namespace: str = PRODUCTION) -> pa.Table: ...
+
+    def save_incidents(
+        self, model: str, incidents: pa.Table, namespace: str = PRODUCTION
+    ) -> None: ...
+
+
+def open_store(target: str) -> Store:
+    """The store at ``target``: a ``postgresql://`` URI, or else a DuckDB file path."""
+    if target.startswith(("postgresql://", "postgres://")):
+        from tripwire.store import PostgresStore  # the driver loads only when asked for
+
+        store: Store = PostgresStore(target)
+        return store
+    from tripwire.store.duckdb_store import DuckDBStore
+
+    return DuckDBStore(target)
