@@ -23,7 +23,8 @@ from tripwire.monitor import Monitor
 from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
 from tripwire.report.model import Report
-from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
+from tripwire.store import Store
+from tripwire.store.common import PRODUCTION
 from tripwire.store.events import TIMESTAMP, to_monitor_table
 
 
@@ -50,7 +51,7 @@ def window_starts(timestamps: pa.ChunkedArray, length: timedelta) -> np.ndarray:
 
 def check_windows(
     monitor: Monitor,
-    store: DuckDBStore,
+    store: Store,
     data: pa.Table,
     length: timedelta,
     namespace: str = PRODUCTION,
@@ -92,7 +93,7 @@ def check_windows(
 
 def derive_incidents(
     monitor: Monitor,
-    store: DuckDBStore,
+    store: Store,
     length: timedelta,
     namespace: str = PRODUCTION,
     rules: list[AlertRule] | None = None,
@@ -119,7 +120,7 @@ def derive_incidents(
 
 def run(
     monitor: Monitor,
-    store: DuckDBStore,
+    store: Store,
     data: pa.Table,
     length: timedelta,
     now: datetime | None = None,
@@ -136,7 +137,7 @@ def run(
     store.save_incidents(config.name, incidents_table(incidents))
     if not windows:
         return result
-    outbox = Outbox(store.connection)
+    outbox = Outbox(store.connection)  # type: ignore[attr-defined]  # DuckDB only, for now
     fired = outbox.fired_keys()
     for msg in announcements(config, incidents, windows[-1], length, fired):
         result.announced += outbox.enqueue(msg, config.routes[msg.route], now=now)
@@ -147,7 +148,7 @@ def run(
 
 def replay(
     monitor: Monitor,
-    store: DuckDBStore,
+    store: Store,
     since: datetime | None,
     until: datetime | None,
     length: timedelta,
@@ -194,7 +195,7 @@ def incidents_table(incidents: list[Incident], namespace: str = PRODUCTION) -> p
 
 
 def merged_report(
-    monitor: Monitor, store: DuckDBStore, length: timedelta, end: datetime, span: timedelta
+    monitor: Monitor, store: Store, length: timedelta, end: datetime, span: timedelta
 ) -> Report:
     """The four layers over ``span`` ending at ``end`` (e.g. 7 days trailing), merged from the
     stored profiles of the windows of ``length`` inside it: no raw data is read again."""

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from tripwire.durations import format_duration
 from tripwire.job import run
 from tripwire.monitor import Monitor
-from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
+from tripwire.store import Store
 from tripwire.store.events import to_monitor_table
 
 __all__ = [
@@ -160,6 +160,7 @@ class Scheduler:
     >>> import threading
     >>> from tripwire.config import parse_config
     >>> from tripwire.demo import scenario
+    >>> from tripwire.store import DuckDBStore
     >>> data = scenario.generate(days=1, rows_per_day=200, reference_rows=1000)
     >>> monitor = Monitor(parse_config(scenario.CONFIG_YAML)).fit(data.reference)
     >>> now = datetime(2026, 10, 2, 0, 5, tzinfo=UTC)  # day 1 is 2026-10-01
@@ -173,7 +174,7 @@ class Scheduler:
     def __init__(
         self,
         monitors: Mapping[str, Monitor],
-        store: DuckDBStore,
+        store: Store,
         lock: threading.Lock,
         clock: Clock = utc_now,
         grace: timedelta = DEFAULT_GRACE,
@@ -239,7 +240,7 @@ class Scheduler:
         if checked:
             start = _utc(checked[-1]) + length
         else:
-            first = _first_event(self.store, model)
+            first = self.store.first_event(model)
             if first is None:
                 return None
             start = window_start(first, length)
@@ -257,7 +258,7 @@ class Scheduler:
 
     def _relabelled(self, model: str) -> list[datetime]:
         length = self._length(model)
-        return [_utc(start) for start in _relabelled_windows(self.store, model, length)]
+        return [_utc(start) for start in self.store.relabelled_windows(model, length)]
 
     # -- running the job ----------------------------------------------------------------
 
@@ -419,30 +420,3 @@ class Scheduler:
             interval_seconds=self.interval,
             models=models,
         )
-
-
-# The two queries below are not store methods yet; both belong in the stores (DuckDB and
-# PostgreSQL), next to window_starts.
-
-
-def _first_event(store: DuckDBStore, model: str) -> datetime | None:
-    """The timestamp of the model's earliest stored production event (UTC)."""
-    ((first,),) = store.connection.execute(
-        "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'", [model]
-    ).fetchall()
-    return None if first is None else _utc(first)
-
-
-def _relabelled_windows(store: DuckDBStore, model: str, length: timedelta) -> list[datetime]:
-    """Starts of the model's stored production windows of ``length`` holding an event whose
-    label was received after the window's rows were computed."""
-    rows = store.connection.execute(
-        "SELECT DISTINCT w.window_start FROM windows w "
-        "JOIN events e ON e.model = w.model AND e.role = 'production' "
-        "AND e.ts >= w.window_start AND e.ts < w.window_start + to_seconds(w.window_seconds) "
-        "JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "
-        "WHERE w.model = ? AND w.namespace = ? AND w.window_seconds = ? "
-        "AND l.received_at > w.computed_at ORDER BY 1",
-        [model, PRODUCTION, int(length.total_seconds())],
-    ).fetchall()
-    return [r[0] for r in rows]

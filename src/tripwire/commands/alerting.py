@@ -35,11 +35,11 @@ from tripwire.job import replay as replay_log
 from tripwire.job import run as run_job
 from tripwire.layers.catalog import CATALOG
 from tripwire.report.terminal import STYLE
-from tripwire.store import DuckDBStore
+from tripwire.store import Store
 from tripwire.store.events import to_monitor_table
 
 
-def _stored_windows(store: DuckDBStore, config: ModelConfig) -> list[datetime]:
+def _stored_windows(store: Store, config: ModelConfig) -> list[datetime]:
     windows = store.window_starts(config.name, config.window)
     if not windows:
         raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
@@ -100,7 +100,7 @@ def _incident_json(i: Incident) -> dict[str, Any]:
 def run(
     config_path: Path,
     reference: Path | None,
-    store_path: Path | None,
+    store_path: str | None,
     data: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -179,7 +179,7 @@ def run(
 def replay(
     config_path: Path,
     reference: Path | None,
-    store_path: Path | None,
+    store_path: str | None,
     since: datetime | None,
     until: datetime | None,
     namespace: str,
@@ -246,7 +246,7 @@ def rules_check(config_path: Path) -> None:
 @store_option
 @click.option("--days", default=14, show_default=True, help="Normal days to learn from.")
 @click.option("--quantile", default=0.95, show_default=True, help="Quantile of normal values.")
-def calibrate(config_path: Path, store_path: Path | None, days: int, quantile: float) -> None:
+def calibrate(config_path: Path, store_path: str | None, days: int, quantile: float) -> None:
     """Learn per-feature thresholds for rules with `threshold: calibrated` from the last days
     of stored history, leaving out days inside incidents or marked abnormal.
 
@@ -312,7 +312,7 @@ def calibrate(config_path: Path, store_path: Path | None, days: int, quantile: f
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def backtest(
     config_path: Path,
-    store_path: Path | None,
+    store_path: str | None,
     rules_path: Path,
     since: datetime | None,
     until: datetime | None,
@@ -380,7 +380,7 @@ def gate(
     ctx: click.Context,
     config_path: Path,
     reference: Path | None,
-    store_path: Path | None,
+    store_path: str | None,
     as_json: bool,
 ) -> None:
     """Decide whether to retrain: `retrain` needs drift on important features AND a measured
@@ -429,9 +429,7 @@ def gate(
     help="Where to write digest.md and digest.html.",
 )
 @click.option("--send", is_flag=True, help="Also send it through the digest severity's route.")
-def digest(
-    config_path: Path, store_path: Path | None, days: int, out_dir: Path, send: bool
-) -> None:
+def digest(config_path: Path, store_path: str | None, days: int, out_dir: Path, send: bool) -> None:
     """Write the digest of features outside the paging set: what moved, by how much, since
     when; and the digest-severity incidents.
 

@@ -15,7 +15,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from tripwire.config import ModelConfig, load_config
 from tripwire.errors import TripwireError
 from tripwire.monitor import Monitor
-from tripwire.store import DuckDBStore
+from tripwire.store import Store
+from tripwire.store import open_store as store_at
 from tripwire.tabular import read_table
 
 out = Console()
@@ -68,16 +69,20 @@ def fit_monitor(config_path: Path, reference: Path | None) -> Monitor:
 store_option = click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="The DuckDB store (default: tripwire.duckdb beside the config).",
+    metavar="PATH|URI",
+    help=(
+        "A DuckDB file, or a PostgreSQL URI such as postgresql://tripwire@db/tripwire "
+        "(default: tripwire.duckdb beside the config)."
+    ),
 )
 
 
-def open_store(config: ModelConfig, store_path: Path | None) -> DuckDBStore:
+def open_store(config: ModelConfig, store_path: str | Path | None) -> Store:
+    """The store named by ``--store``, or the DuckDB file beside the config."""
     if store_path is None:
         base = config.source.parent if config.source else Path.cwd()
         store_path = base / "tripwire.duckdb"
-    return DuckDBStore(store_path)
+    return store_at(str(store_path))
 
 
 def read_logs(pattern: str) -> pa.Table:

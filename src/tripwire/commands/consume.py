@@ -69,7 +69,7 @@ def redis_command(
     group: str,
     consumer_name: str | None,
     url_env: str,
-    store_path: Path | None,
+    store_path: str | None,
     batch_size: int,
     claim_idle_ms: int,
 ) -> None:
@@ -119,7 +119,7 @@ def redis_command(
                 raise TripwireError(f"Redis ({url_env}): {exc}") from exc
             err.print(
                 f"consuming stream {stream!r} as {name!r} of group {group!r} "
-                f"for {', '.join(sorted(configs))} into {store.path}"
+                f"for {', '.join(sorted(configs))} into {store.where}"
             )
             consumer.run(stop)
             s = consumer.stats
@@ -192,7 +192,7 @@ def kafka_command(
     topic: str,
     group: str,
     bootstrap_env: str,
-    store_path: Path | None,
+    store_path: str | None,
     batch_size: int,
     kafka_options: tuple[str, ...],
 ) -> None:
@@ -248,7 +248,7 @@ def kafka_command(
                 err.print(f"warning: topic {topic!r} does not exist yet; waiting for it")
             err.print(
                 f"consuming topic {topic!r} ({partitions} partitions) as group {group!r} "
-                f"for {', '.join(sorted(configs))} into {store.path}"
+                f"for {', '.join(sorted(configs))} into {store.where}"
             )
             consumer.run(stop)
         finally:

@@ -117,7 +117,7 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
 )
 def serve(
     config_paths: tuple[Path, ...],
-    store_path: Path | None,
+    store_path: str | None,
     host: str,
     port: int,
     ingest_token_env: str,
@@ -166,7 +166,7 @@ def serve(
         if open_to:
             err.print(f"warning: --insecure: {' and '.join(open_to)} endpoints need no token")
         err.print(
-            f"collecting for {', '.join(sorted(configs))} into {store.path} "
+            f"collecting for {', '.join(sorted(configs))} into {store.where} "
             f"on http://{host}:{port} (API docs at /docs)"
         )
         if scheduler is not None and scheduler.monitors:
@@ -188,7 +188,7 @@ def labels() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @config_option
 @store_option
-def load(path: Path, config_path: Path, store_path: Path | None) -> None:
+def load(path: Path, config_path: Path, store_path: str | None) -> None:
     """Load labels from a CSV or Parquet file with columns event_id, label[, labelled_at].
 
     Labels join their events by event_id; a later label for an event replaces the earlier one.

@@ -26,7 +26,7 @@ from tripwire.server.schemas import (
     LabelIngestResult,
     QuarantinePage,
 )
-from tripwire.store import DuckDBStore
+from tripwire.store import Store
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 DESCRIPTION = """\
@@ -44,7 +44,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def create_app(
     configs: Mapping[str, ModelConfig],
-    store: DuckDBStore,
+    store: Store,
     ingest_token: str | None,
     read_token: str | None,
     *,

@@ -22,6 +22,8 @@ class Store(Protocol):
     :class:`~tripwire.store.PostgresStore` (a server several processes share).
     """
 
+    where: str  # the store as messages name it: a file path, or a URI without its password
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self: ...
@@ -81,6 +83,10 @@ class Store(Protocol):
         until: datetime | None = None,
         role: str = "production",
     ) -> pa.Table: ...
+
+    def first_event(self, model: str) -> datetime | None: ...
+
+    def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]: ...
 
     def expire_events(self, model: str, before: datetime) -> int: ...
 

@@ -44,6 +44,7 @@ class DuckDBStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self.where = self.path  # how messages name this store
         self._depth = 0  # how deep inside transaction() the caller is
         try:
             self.connection = duckdb.connect(self.path)
@@ -258,6 +259,27 @@ class DuckDBStore:
             query += " AND e.ts < ?"
             params.append(naive_utc(until))
         return self.connection.sql(query + " ORDER BY e.ts", params=params).to_arrow_table()
+
+    def first_event(self, model: str) -> datetime | None:
+        """The timestamp of the model's earliest stored production event (naive UTC)."""
+        ((first,),) = self.connection.execute(
+            "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'", [model]
+        ).fetchall()
+        return first  # type: ignore[no-any-return]
+
+    def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]:
+        """Starts of the model's production windows of ``length`` holding an event whose
+        label was received after the window's rows were computed (naive UTC)."""
+        rows = self.connection.execute(
+            "SELECT DISTINCT w.window_start FROM windows w "
+            "JOIN events e ON e.model = w.model AND e.role = 'production' "
+            "AND e.ts >= w.window_start AND e.ts < w.window_start + to_seconds(w.window_seconds) "
+            "JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "
+            "WHERE w.model = ? AND w.namespace = ? AND w.window_seconds = ? "
+            "AND l.received_at > w.computed_at ORDER BY 1",
+            [model, PRODUCTION, int(length.total_seconds())],
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""

@@ -442,6 +442,28 @@ class PostgresStore:
             params.append(naive_utc(until))
         return self._table(query + " ORDER BY e.ts", params, EVENTS)
 
+    def first_event(self, model: str) -> datetime | None:
+        """The timestamp of the model's earliest stored production event (naive UTC)."""
+        row = self.connection.execute(
+            "SELECT min(ts) FROM events WHERE model = %s AND role = 'production'", [model]
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]:
+        """Starts of the model's production windows of ``length`` holding an event whose
+        label was received after the window's rows were computed (naive UTC)."""
+        rows = self.connection.execute(
+            "SELECT DISTINCT w.window_start FROM windows w "
+            "JOIN events e ON e.model = w.model AND e.role = 'production' "
+            "AND e.ts >= w.window_start "
+            "AND e.ts < w.window_start + make_interval(secs => w.window_seconds) "
+            "JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "
+            "WHERE w.model = %s AND w.namespace = %s AND w.window_seconds = %s "
+            "AND l.received_at > w.computed_at ORDER BY 1",
+            [model, PRODUCTION, int(length.total_seconds())],
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
         cutoff = naive_utc(before)
