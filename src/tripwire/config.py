@@ -114,6 +114,9 @@ class Columns(_Strict):
     features: Annotated[dict[str, FeatureType], Field(min_length=1)]
     prediction: str
     label: str | None = None
+    # When each label became known; with the timestamp it gives the label lag. Stored events
+    # have it as "label_time" whether or not it is set here.
+    label_time: str | None = None
     segments: list[str] = Field(default_factory=list)
     latency_ms: str | None = None
     cost: str | None = None
@@ -128,13 +131,32 @@ class Columns(_Strict):
             return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         return value
 
+    @property
+    def time_column(self) -> str:
+        """The timestamp column: as configured, else ``"timestamp"``."""
+        return self.timestamp or "timestamp"
+
+    @property
+    def label_time_column(self) -> str:
+        """When labels became known: as configured, else ``"label_time"``."""
+        return self.label_time or "label_time"
+
     def roles(self) -> dict[str, str]:
         """Single-column roles that are set, as ``{role: column}``.
 
         >>> Columns(features={"x": "numeric"}, prediction="p", label="y").roles()
         {'prediction': 'p', 'label': 'y'}
         """
-        names = ("timestamp", "id", "prediction", "label", "latency_ms", "cost", "status")
+        names = (
+            "timestamp",
+            "id",
+            "prediction",
+            "label",
+            "label_time",
+            "latency_ms",
+            "cost",
+            "status",
+        )
         return {role: col for role in names if (col := getattr(self, role)) is not None}
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from tripwire.profile.window import merge_windows
 from tripwire.report.model import Report
 from tripwire.store import Store
 from tripwire.store.common import PRODUCTION
-from tripwire.store.events import TIMESTAMP, to_monitor_table
+from tripwire.store.events import to_monitor_table
 
 
 @dataclass
@@ -60,7 +60,7 @@ def check_windows(
     """Profile and check every window present in ``data``; store profile and rows (replacing
     a window's earlier results, so re-running is idempotent). Returns each window's report."""
     config = monitor.config
-    column = config.columns.timestamp or TIMESTAMP
+    column = config.columns.time_column
     if column not in data.column_names:
         raise TripwireError(
             f"windows need the timestamp column; set columns.timestamp in the config "

@@ -749,7 +749,7 @@ def fill(store: Store) -> None:
         write(store, T0 + day * DAY, psi=0.1 * day, auc=None if day == 1 else 0.8)
     store.write_window("fraud", T0, WEEK, rows(), b"week", 7, namespace="shadow")
     store.write_events([event(str(m), m) for m in range(4)] + [event("x", 9, cost=2.5)])
-    store.write_labels([Label(event_id="1", model="fraud", label=1.0)])
+    store.write_labels([Label(event_id="1", model="fraud", label=1.0, labelled_at=T0 + WEEK)])
     store.quarantine("fraud", "src", [Rejected(index=0, reason="bad", payload="{}")])
     store.save_calibration("fraud", "psi", "amount", "all", 0.3, 0.99, 0.2, [T0, T0 + DAY])
     store.save_calibration("fraud", "auc", "", "country=us", 0.7, 0.01, 0.6, [T0])

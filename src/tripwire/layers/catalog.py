@@ -54,6 +54,17 @@ CATALOG: dict[str, MetricInfo] = {
         "r2",
         "label_coverage",
     ),
-    **_all("performance", False, "above", "log_loss", "brier", "ece", "mae", "rmse"),
+    **_all(
+        "performance",
+        False,
+        "above",
+        "log_loss",
+        "brier",
+        "ece",
+        "mae",
+        "rmse",
+        "label_lag_p50_hours",
+        "label_lag_p90_hours",
+    ),
     **_all("cost", False, "above", "p50_ms", "p95_ms", "p99_ms", "error_rate", "cost_per_1k"),
 }

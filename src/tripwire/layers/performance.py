@@ -11,7 +11,8 @@ from tripwire.profile.window import SegmentWindow
 def performance_rows(
     reference: SegmentWindow, current: SegmentWindow, segment: str, min_labels: int
 ) -> list[MetricRow]:
-    """Metrics against the reference's own performance, plus ``label_coverage``.
+    """Metrics against the reference's own performance, plus ``label_coverage`` and, where
+    label times are known, the label lag (median and 90th percentile, in hours).
 
     Below ``min_labels`` labelled rows the values are shown without a verdict.
     """
@@ -20,6 +21,10 @@ def performance_rows(
     cur = current.performance
     coverage = current.n_labelled / current.n_rows if current.n_rows else float("nan")
     rows = compare("performance", {"label_coverage": coverage}, {}, segment, current.n_rows)
+    lag = current.label_lag
+    if lag is not None and lag.n:
+        hours = {f"label_lag_p{q}_hours": lag.quantile(q / 100) / 3600 for q in (50, 90)}
+        rows += compare("performance", hours, {}, segment, lag.n)
     withheld = None
     if current.n_labelled < min_labels:
         withheld = f"{current.n_labelled} labelled rows, a verdict needs {min_labels}"

@@ -82,6 +82,8 @@ class SegmentWindow:
     performance: Performance | None = None
     n_labelled: int = 0
     cost: CostWindow | None = None
+    # Seconds from prediction to label, over the labelled rows whose label time is known.
+    label_lag: QuantileSketch | None = None
 
     def __add__(self, other: SegmentWindow) -> SegmentWindow:
         return SegmentWindow(
@@ -92,10 +94,13 @@ class SegmentWindow:
             performance=_merge_optional(self.performance, other.performance),  # type: ignore[type-var,arg-type]
             n_labelled=self.n_labelled + other.n_labelled,
             cost=_merge_optional(self.cost, other.cost),
+            label_lag=_merge_optional(self.label_lag, other.label_lag),
         )
 
 
-T = TypeVar("T", PredictionWindow, BinaryPerformance, RegressionPerformance, CostWindow)
+T = TypeVar(
+    "T", PredictionWindow, BinaryPerformance, RegressionPerformance, CostWindow, QuantileSketch
+)
 W = TypeVar("W")
 
 
@@ -182,6 +187,7 @@ class _Columns:
     latency: Floats | None
     errors: np.ndarray | None
     cost: Floats | None
+    label_lag: Floats | None  # seconds; NaN where the label or its time is missing
 
     def take(self, mask: np.ndarray) -> _Columns:
         arrow_mask = pa.array(mask)
@@ -199,6 +205,7 @@ class _Columns:
             latency=sub(self.latency),
             errors=sub(self.errors),
             cost=sub(self.cost),
+            label_lag=sub(self.label_lag),
         )
 
 
@@ -231,6 +238,8 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
         *columns.features,
         *columns.roles().values(),
         *columns.segments,
+        columns.time_column,
+        columns.label_time_column,  # stored events always carry it
     }
     for name in table.column_names:
         if bins.reference_columns and name not in expected_columns:
@@ -256,7 +265,27 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
         latency=optional(columns.latency_ms),
         errors=errors,
         cost=optional(columns.cost),
+        label_lag=_label_lag(table, columns.time_column, columns.label_time_column),
     )
+
+
+def _label_lag(table: pa.Table, time: str, label_time: str) -> Floats | None:
+    """Seconds from each row's timestamp to its label's, or None without both columns."""
+    if time not in table.column_names or label_time not in table.column_names:
+        return None
+    try:
+        start, end = (_epoch_seconds(table.column(c)) for c in (time, label_time))
+    except pa.ArrowException:
+        return None  # not timestamps: the lag is unknown, which is no reason to fail a window
+    lag: Floats = end - start
+    return lag
+
+
+def _epoch_seconds(column: pa.ChunkedArray) -> Floats:
+    # Unsafe: nanoseconds (pandas' unit) are truncated to microseconds, not refused.
+    micros = pc.cast(pc.cast(column, pa.timestamp("us"), safe=False), pa.int64())
+    seconds: Floats = pc.fill_null(pc.cast(micros, pa.float64()), np.nan).to_numpy() / 1e6
+    return seconds
 
 
 def _prediction(config: ModelConfig, bins: Bins, data: _Columns) -> PredictionWindow | None:
@@ -270,13 +299,27 @@ def _performance(config: ModelConfig, bins: Bins, data: _Columns) -> tuple[Perfo
     """Realized performance on the rows with a valid label, and how many there were."""
     if data.labels is None or data.scores is None:
         return None, 0
-    labelled = ~np.isnan(data.labels) & ~np.isnan(data.scores)
+    labelled = _labelled(data)
     y, p = data.labels[labelled], data.scores[labelled]
     if config.task != "binary":
         return RegressionPerformance.of(y, p), int(y.size)
     valid = (y == 0) | (y == 1)
     y, p = y[valid], p[valid]
     return BinaryPerformance.of(y, p, bins.prediction, config.decision_threshold), int(y.size)
+
+
+def _labelled(data: _Columns) -> np.ndarray:
+    assert data.labels is not None and data.scores is not None
+    labelled: np.ndarray = ~np.isnan(data.labels) & ~np.isnan(data.scores)
+    return labelled
+
+
+def _label_lag_sketch(data: _Columns) -> QuantileSketch | None:
+    if data.label_lag is None or data.labels is None or data.scores is None:
+        return None
+    lag = data.label_lag[_labelled(data)]
+    # A label dated before its prediction is a clock or join problem; it counts as no lag.
+    return QuantileSketch.of(np.maximum(lag, 0.0))
 
 
 def _cost(data: _Columns) -> CostWindow | None:
@@ -306,8 +349,11 @@ def _profile_segment(
         partial(_prediction, config, bins, data),
         partial(_performance, config, bins, data),
         partial(_cost, data),
+        partial(_label_lag_sketch, data),
     ]
-    *features, prediction, (performance, n_labelled), cost = _parallel(tasks, settings.n_jobs)
+    *features, prediction, (performance, n_labelled), cost, label_lag = _parallel(
+        tasks, settings.n_jobs
+    )
     return SegmentWindow(
         n_rows=data.n_rows,
         features=dict(zip(names, features, strict=True)),
@@ -316,6 +362,7 @@ def _profile_segment(
         performance=performance,
         n_labelled=n_labelled,
         cost=cost,
+        label_lag=label_lag,
     )
 
 

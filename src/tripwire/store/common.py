@@ -181,6 +181,7 @@ EVENTS = _result(
     "events.features",
     "events.segments",
     "labels.label",
+    "labels.labelled_at",
 )
 CALIBRATIONS = _whole("calibrations")
 INCIDENTS = _whole("incidents")

@@ -14,8 +14,6 @@ import pyarrow.json as pa_json
 
 from tripwire.config import ModelConfig
 
-TIMESTAMP = "timestamp"  # the column name used when the config names none
-
 
 def _expand(texts: pa.ChunkedArray) -> pa.Table:
     """A JSON-object column as a table of its keys."""
@@ -38,8 +36,9 @@ def to_monitor_table(config: ModelConfig, stored: pa.Table) -> pa.Table:
     """Stored events (with their labels) as columns named the way the config names them."""
     columns = config.columns
     out: dict[str, pa.ChunkedArray | pa.Array] = {
-        columns.timestamp or TIMESTAMP: stored["ts"],
+        columns.time_column: stored["ts"],
         columns.prediction: stored["prediction"],
+        columns.label_time_column: stored["labelled_at"],
     }
     if columns.id:
         out[columns.id] = stored["event_id"]
