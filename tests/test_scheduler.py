@@ -180,6 +180,61 @@ def test_late_labels_recheck_their_window_once(
     assert scheduler.run_due() == []
 
 
+def test_events_arriving_after_the_grace_recheck_their_window(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    day1 = data.days[0][1]
+    on_time, late = day1.slice(0, 400), day1.slice(400)
+    _log(store, configs[MODEL], on_time)
+    clock = Clock(DAY2 + GRACE)
+    scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+    assert [r.events for r in scheduler.run_due()] == [400]
+
+    # A client that was down replays its buffer after the window was checked.
+    _log(store, configs[MODEL], late)
+    assert scheduler.relabelled() == [(MODEL, DAY1)]
+    records = scheduler.run_due()
+    assert _done(records) == [(MODEL, DAY1, "rechecked")]
+    assert records[0].events == 500
+    assert scheduler.run_due() == []
+
+
+def test_a_window_is_rechecked_at_most_once_per_recheck_interval(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    config, day1 = configs[MODEL], data.days[0][1]
+    _log(store, config, day1)
+    clock = Clock(DAY2 + GRACE)
+    scheduler = Scheduler(
+        {MODEL: monitors[MODEL]},
+        store,
+        threading.Lock(),
+        clock,
+        GRACE,
+        recheck_interval=timedelta(hours=1),
+    )
+    scheduler.run_due()
+    # Labels trickle in: the first batch is taken at once...
+    _label(store, config, day1.slice(0, 100))
+    assert _done(scheduler.run_due()) == [(MODEL, DAY1, "rechecked")]
+    # ...the next ones wait for the recheck interval to pass, then go in together.
+    _label(store, config, day1.slice(100, 100))
+    clock.now += timedelta(minutes=30)
+    assert scheduler.run_due() == []
+    _label(store, config, day1.slice(200, 100))
+    assert scheduler.relabelled() == [(MODEL, DAY1)]  # known, not yet due
+    clock.now += timedelta(minutes=30)
+    records = scheduler.run_due()
+    assert _done(records) == [(MODEL, DAY1, "rechecked")]
+    assert records[0].labelled == 300
+
+
 def test_a_window_without_events_is_skipped_not_checked(
     store: DuckDBStore,
     data: scenario.Scenario,

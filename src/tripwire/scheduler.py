@@ -6,7 +6,9 @@ from the store, with whatever labels have arrived, and hands them to :func:`trip
 the same job ``tripwire run`` runs. What has been checked is read back from the store (its
 ``windows`` table), never only remembered, so a restarted server neither skips nor repeats a
 window. A window whose labels arrive after it was checked is checked again, so its performance
-rows catch up with the labels.
+rows catch up with the labels; so is one whose events arrive after its grace period. Labels
+trickle in for weeks (chargebacks land 30 to 60 days late), so a window is checked again at most
+once per ``recheck_interval``: what arrives in between waits for the next recheck.
 
 ``tripwire serve`` runs one in a background thread next to the collector; every use of the store
 goes through the collector's lock, because one DuckDB connection must not serve two threads at
@@ -33,6 +35,7 @@ from tripwire.store.events import to_monitor_table
 __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_INTERVAL",
+    "DEFAULT_RECHECK_INTERVAL",
     "JobError",
     "JobRecord",
     "ModelJobs",
@@ -44,6 +47,7 @@ __all__ = [
 
 DEFAULT_GRACE = timedelta(minutes=10)
 DEFAULT_INTERVAL = 30.0  # seconds between passes
+DEFAULT_RECHECK_INTERVAL = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _log = logging.getLogger(__name__)
@@ -81,7 +85,7 @@ class JobRecord:
     """What one pass of the scheduler did with one window of one model.
 
     ``outcome`` is ``checked`` (a window checked for the first time), ``rechecked`` (checked
-    again because labels arrived after it was checked), ``skipped`` (the window has no events,
+    again because labels or late events arrived after it was checked), ``skipped`` (the window has no events,
     so there was nothing to check) or ``failed`` (``error`` says why).
     """
 
@@ -180,6 +184,7 @@ class Scheduler:
         grace: timedelta = DEFAULT_GRACE,
         *,
         interval: float = DEFAULT_INTERVAL,
+        recheck_interval: timedelta = DEFAULT_RECHECK_INTERVAL,
         unscheduled: Mapping[str, str] | None = None,
     ) -> None:
         if grace < timedelta(0):
@@ -196,10 +201,13 @@ class Scheduler:
         self.clock = clock
         self.grace = grace
         self.interval = interval
+        self.recheck_interval = recheck_interval
         self.unscheduled = dict(unscheduled or {})
         # Windows found empty, by model: remembered only so that every pass does not read them
         # again. Forgetting them (a restart) costs one more empty read each, never a window.
         self._skipped_until: dict[str, datetime] = {}
+        # When each window was last checked again; a restart forgets, costing one recheck each.
+        self._rechecked_at: dict[tuple[str, datetime], datetime] = {}
         self._errors: dict[str, JobError] = {}
         self._failing: set[str] = set()
         # Passes never overlap (the thread's and a direct call's): both would find the same
@@ -222,12 +230,12 @@ class Scheduler:
         return due
 
     def relabelled(self) -> list[tuple[str, datetime]]:
-        """Every checked ``(model, window_start)`` with labels received after it was checked,
-        so that checking it again changes its performance rows."""
+        """Every checked ``(model, window_start)`` with labels or events received after it was
+        checked, so that checking it again changes its rows (rechecks not yet due included)."""
         found: list[tuple[str, datetime]] = []
         for model in self.monitors:
             with self.lock:
-                found += [(model, start) for start in self._relabelled(model)]
+                found += [(model, start) for start in self._stale(model)]
         return found
 
     def _length(self, model: str) -> timedelta:
@@ -256,9 +264,15 @@ class Scheduler:
             start += length
         return starts
 
-    def _relabelled(self, model: str) -> list[datetime]:
+    def _stale(self, model: str) -> list[datetime]:
         length = self._length(model)
-        return [_utc(start) for start in self.store.relabelled_windows(model, length)]
+        starts = {*self.store.relabelled_windows(model, length)}
+        starts |= {*self.store.late_windows(model, length)}
+        return [_utc(start) for start in sorted(starts)]
+
+    def _recheck_due(self, model: str, start: datetime, now: datetime) -> bool:
+        last = self._rechecked_at.get((model, start))
+        return last is None or now >= last + self.recheck_interval
 
     # -- running the job ----------------------------------------------------------------
 
@@ -286,7 +300,7 @@ class Scheduler:
         records: list[JobRecord] = []
         try:
             with self.lock:
-                rechecks = self._relabelled(model)
+                rechecks = [s for s in self._stale(model) if self._recheck_due(model, s, now)]
                 pending = self._pending(model, now)
         except Exception as exc:  # a broken store or config must not stop the other models
             self._fail(model, window_start(now, self._length(model)), now, exc)
@@ -306,6 +320,8 @@ class Scheduler:
                     break
                 continue
             self._failing.discard(model)
+            if outcome == "rechecked":
+                self._rechecked_at[(model, start)] = now
             records.append(record)
         return records
 

@@ -917,3 +917,20 @@ def test_expiring_events_deletes_old_events_and_their_labels_only(store):
     assert got["event_id"].to_pylist() == ["new"]
     assert got["label"].to_pylist() == [0]
     assert store.expire_events("fraud", T0 + timedelta(minutes=10)) == 0
+
+
+def test_late_windows_are_those_with_events_received_after_they_were_checked(store):
+    store.write_events([event(f"d{day}", day * 24 * 60 + 5) for day in range(3)])
+    for day in range(2):
+        write(store, T0 + day * DAY)
+    assert store.late_windows("fraud", DAY) == []
+    # After the checks: a late production event for day 1, a shadow one for day 0, and
+    # day 2's window, which nothing has checked yet.
+    store.write_events(
+        [event("late1", 24 * 60 + 9), event("s0", 7, role="shadow"), event("d2b", 2 * 24 * 60 + 9)]
+    )
+    store.write_events([event("d1", 24 * 60 + 5)])  # a redelivery changes nothing
+    assert store.late_windows("fraud", DAY) == [T0 + DAY]
+    assert store.late_windows("fraud", WEEK) == []  # no week was checked
+    write(store, T0 + DAY)
+    assert store.late_windows("fraud", DAY) == []
