@@ -12,7 +12,7 @@ from tripwire.config import parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events, validate_events, validate_labels
 from tripwire.monitor import Monitor
-from tripwire.store import DuckDBStore
+from tripwire.store import DuckDBStore, events
 from tripwire.store.events import to_monitor_table
 
 CONFIG = parse_config(scenario.CONFIG_YAML)
@@ -99,3 +99,70 @@ def test_naive_timestamps_are_utc() -> None:
     }
     (accepted,), _ = validate_events(CONFIG, [event])
     assert accepted.timestamp == dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------- JSON columns
+
+
+def _stored(features: list[str | None], segments: list[str | None] | None = None) -> pa.Table:
+    """Stored events with these JSON texts, as ``store.events`` returns them."""
+    n = len(features)
+    return pa.table(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "ts": pa.array([dt.datetime(2026, 10, 1)] * n, pa.timestamp("us")),
+            "prediction": [0.5] * n,
+            "latency_ms": pa.nulls(n, pa.float64()),
+            "status": pa.nulls(n, pa.string()),
+            "cost": pa.nulls(n, pa.float64()),
+            "features": pa.array(features, pa.string()),
+            "segments": pa.array(segments or ["{}"] * n, pa.string()),
+            "label": pa.nulls(n, pa.float64()),
+            "labelled_at": pa.nulls(n, pa.timestamp("us")),
+        }
+    )
+
+
+def test_features_parsed_block_by_block_read_as_one_read_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [
+        '{"amount": 1, "country": "DE", "extra": null}',
+        '{"amount": 2, "country": null, "extra": null}',
+        None,  # no object at all: every key null
+        '{"amount": 2.5, "country": "FR", "extra": "x"}',
+        '{"amount": 3, "country": "US"}',  # "extra" missing
+        '{"amount": null, "country": "GB", "extra": "y"}',
+        '{"amount": 4, "country": "DE", "extra": "z", "late": true}',  # a key seen only here
+    ]
+    # Sliced, so that the column starts at an offset into its buffers.
+    stored = _stored(["{}", *texts]).slice(1)
+    whole = to_monitor_table(CONFIG, stored)
+    # Blocks of 2 rows: "amount" is int64 in some blocks and double in another, "extra" and
+    # "late" are all null or missing in some; the result must not depend on the blocks, nor
+    # on how the column is chunked.
+    monkeypatch.setattr(events, "BLOCK_ROWS", 2)
+    column = stored["features"].chunk(0)
+    chunked = pa.chunked_array([column.slice(0, 3), column.slice(3)])
+    blocks = to_monitor_table(CONFIG, stored.set_column(6, "features", chunked))
+    assert blocks.equals(whole)
+    assert whole["amount"].type == pa.float64()
+    assert whole["amount"].to_pylist() == [1.0, 2.0, None, 2.5, 3.0, None, 4.0]
+    assert whole["country"].to_pylist() == ["DE", None, None, "FR", "US", "GB", "DE"]
+    assert whole["extra"].to_pylist() == [None, None, None, "x", None, "y", "z"]
+    assert whole["late"].to_pylist() == [None] * 6 + [True]
+
+
+def test_a_key_whose_values_change_type_is_read_as_text_across_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events, "BLOCK_ROWS", 2)
+    texts = ['{"amount": 1.5}', '{"amount": 2}', '{"amount": "n/a"}', '{"amount": null}']
+    table = to_monitor_table(CONFIG, _stored(texts, ['{"user_type": "new"}', "{}", None, "{}"]))
+    assert table["amount"].to_pylist() == ["1.5", "2", "n/a", None]
+    assert table["user_type"].to_pylist() == ["new", None, None, None]
+
+
+def test_no_stored_events_give_no_feature_columns() -> None:
+    table = to_monitor_table(CONFIG, _stored([]))
+    assert table.num_rows == 0 and "amount" not in table.column_names
