@@ -137,7 +137,7 @@ def run(
     store.save_incidents(config.name, incidents_table(incidents))
     if not windows:
         return result
-    outbox = Outbox(store.connection)  # type: ignore[attr-defined]  # DuckDB only, for now
+    outbox = Outbox(store)
     fired = outbox.fired_keys()
     for msg in announcements(config, incidents, windows[-1], length, fired):
         result.announced += outbox.enqueue(msg, config.routes[msg.route], now=now)

@@ -1,6 +1,6 @@
 """The monitoring job end to end: incidents derived from stored history reach real receivers
 (a local webhook and a real Alertmanager) once, resolve after their cooldown, and stay active
-in Alertmanager while open."""
+in Alertmanager while open; on each store (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tripwire.config import parse_config
 from tripwire.demo import scenario
 from tripwire.job import run
 from tripwire.monitor import Monitor
-from tripwire.store import DuckDBStore
+from tripwire.store import Store
 
 DAY = dt.timedelta(days=1)
 
@@ -27,7 +27,7 @@ def _active(alertmanager: str, rule: str) -> list[dict[str, Any]]:
 
 
 def test_job_pages_once_keeps_alertmanager_current_and_resolves_after_cooldown(
-    http_receiver: Any, alertmanager: str, tmp_path: Any
+    http_receiver: Any, alertmanager: str, store: Store
 ) -> None:
     # Alertmanager judges expiry against the real clock, so the days are placed around today:
     # the spike (days 5-6) ends two days ago and its resolution (day 8) is today.
@@ -46,22 +46,21 @@ def test_job_pages_once_keeps_alertmanager_current_and_resolves_after_cooldown(
     days = [table for _, table in data.days]
     null_spike = "null_share_top_features"
 
-    with DuckDBStore(tmp_path / "t.duckdb") as store:
-        first = run(monitor, store, pa.concat_tables(days[:6]), DAY)
-        hooks = [r.body for r in http_receiver.to("/hook")]
-        assert [(h["rule"], h["event"]) for h in hooks] == [(null_spike, "firing")]
-        assert first.delivery.delivered == 2  # webhook and Alertmanager
-        (alert,) = _active(alertmanager, null_spike)
-        assert alert["labels"]["feature"] == "merchant_risk"
-        assert dt.datetime.fromisoformat(alert["endsAt"]) > dt.datetime.now(dt.UTC)
+    first = run(monitor, store, pa.concat_tables(days[:6]), DAY)
+    hooks = [r.body for r in http_receiver.to("/hook")]
+    assert [(h["rule"], h["event"]) for h in hooks] == [(null_spike, "firing")]
+    assert first.delivery.delivered == 2  # webhook and Alertmanager
+    (alert,) = _active(alertmanager, null_spike)
+    assert alert["labels"]["feature"] == "merchant_risk"
+    assert dt.datetime.fromisoformat(alert["endsAt"]) > dt.datetime.now(dt.UTC)
 
-        # Running the same windows again announces nothing new.
-        run(monitor, store, pa.concat_tables(days[:6]), DAY)
-        assert len(http_receiver.to("/hook")) == 1
+    # Running the same windows again announces nothing new.
+    run(monitor, store, pa.concat_tables(days[:6]), DAY)
+    assert len(http_receiver.to("/hook")) == 1
 
-        # Clean days resolve it; the resolution goes out once its cooldown (4 windows) passed.
-        run(monitor, store, pa.concat_tables(days[6:]), DAY)
-        events = [(h["rule"], h["event"]) for h in (r.body for r in http_receiver.to("/hook"))]
-        assert events.count((null_spike, "firing")) == 1
-        assert events.count((null_spike, "resolved")) == 1
-        assert _active(alertmanager, null_spike) == []
+    # Clean days resolve it; the resolution goes out once its cooldown (4 windows) passed.
+    run(monitor, store, pa.concat_tables(days[6:]), DAY)
+    events = [(h["rule"], h["event"]) for h in (r.body for r in http_receiver.to("/hook"))]
+    assert events.count((null_spike, "firing")) == 1
+    assert events.count((null_spike, "resolved")) == 1
+    assert _active(alertmanager, null_spike) == []

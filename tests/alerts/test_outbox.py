@@ -1,19 +1,21 @@
-"""The outbox: persistence, independent retries with backoff, exactly-once delivery, no secrets."""
+"""The outbox: persistence, independent retries with backoff, exactly-once delivery, no secrets;
+on each store (tests/conftest.py), and on PostgreSQL with several processes delivering at once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
-from tripwire.alerts.channels import DeliveryError
+from tripwire.alerts.channels import DeliveryError, send
 from tripwire.alerts.message import AlertMessage
-from tripwire.alerts.outbox import MAX_ATTEMPTS, Outbox, backoff
+from tripwire.alerts.outbox import MAX_ATTEMPTS, DeliveryReport, Outbox, backoff
 from tripwire.config import Channel, ConsoleChannel, PagerDutyChannel, WebhookChannel
+from tripwire.store import Store
 
 SECRET = "outbox-secret-value-never-stored"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -22,17 +24,8 @@ Make = Callable[..., AlertMessage]
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "tripwire.duckdb"
-
-
-@pytest.fixture
-def outbox(database: Path) -> Iterator[Outbox]:
-    connection = duckdb.connect(str(database))
-    try:
-        yield Outbox(connection)
-    finally:
-        connection.close()
+def outbox(store: Store) -> Outbox:
+    return Outbox(store)
 
 
 def _webhooks(receiver: Any, *paths: str) -> list[Channel]:
@@ -198,7 +191,7 @@ def test_a_changed_route_is_not_sent_to_the_wrong_channel(
 
 def test_missing_variable_is_named_and_no_secret_is_stored(
     outbox: Outbox,
-    database: Path,
+    store: Store,
     http_receiver: Any,
     make_message: Make,
     monkeypatch: pytest.MonkeyPatch,
@@ -220,22 +213,64 @@ def test_missing_variable_is_named_and_no_secret_is_stored(
     errors = [row.last_error or "" for row in outbox.pending()]
     assert "TW_TEST_MISSING_KEY" in errors[0]
     assert "HTTP 500" in errors[1]
-    every_value = duckdb.connect(str(database)).execute("SELECT * FROM outbox").fetchall()
+    every_value = store.sql("SELECT * FROM outbox")
     cells = [str(value) for row in every_value for value in row]
     assert all(SECRET not in cell for cell in cells)
     assert any("TW_TEST_MISSING_KEY" in cell for cell in cells)
 
 
-def test_pending_rows_survive_reopening_the_database(database: Path, make_message: Make) -> None:
+def test_pending_rows_survive_reopening_the_store(
+    open_store: Callable[[], Store], make_message: Make
+) -> None:
     channels: list[Channel] = [ConsoleChannel(type="console"), ConsoleChannel(type="console")]
-    with duckdb.connect(str(database)) as connection:
-        Outbox(connection).enqueue(make_message(), channels, now=T0)
+    with open_store() as store:
+        Outbox(store).enqueue(make_message(), channels, now=T0)
 
-    with duckdb.connect(str(database)) as connection:
-        reopened = Outbox(connection)
+    with open_store() as store:
+        reopened = Outbox(store)
         assert reopened.backlog() == 2
         assert [row.message for row in reopened.pending()] == [make_message()] * 2
         assert reopened.enqueue(make_message(), channels) == 0
         resolution = make_message(event="resolved", resolved_at=T0)
         assert reopened.enqueue(resolution, channels, now=T0) == 2  # fresh ids, no clash
         assert len({row.id for row in reopened.pending()}) == 4
+
+
+def test_processes_delivering_from_one_postgres_store_send_each_message_once(
+    postgres_server: Any, http_receiver: Any, make_message: Make
+) -> None:
+    """Two servers, or a server and ``tripwire run``, may deliver from one database at once."""
+    from tripwire.store import PostgresStore
+
+    dsn = postgres_server.new_dsn()
+    channels = _webhooks(http_receiver, "/a", "/b")
+    routes = {"oncall": channels}
+    keys = [f"incident-{i}" for i in range(6)]
+    with PostgresStore(dsn) as first, PostgresStore(dsn) as second:
+        for key in keys:
+            Outbox(first).enqueue(make_message(dedup_key=key), channels, now=T0)
+        # Deliveries slow enough that each process finds the other one mid-send.
+        start = threading.Barrier(2)
+
+        def slow(channel: Channel, message: AlertMessage) -> None:
+            time.sleep(0.05)
+            send(channel, message)
+
+        def deliver(store: Store, reports: list[DeliveryReport]) -> None:
+            start.wait()
+            reports.append(Outbox(store).deliver_due(routes, now=T0, send=slow))
+
+        reports: list[DeliveryReport] = []
+        threads = [threading.Thread(target=deliver, args=(s, reports)) for s in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(reports) == 2
+        assert Outbox(first).backlog() == 0
+
+    assert sum(r.delivered for r in reports) == 2 * len(keys)
+    assert all(r.delivered > 0 and r.failed == 0 for r in reports)  # both took a share
+    for path in ("/a", "/b"):
+        sent = sorted(r.body["dedup_key"] for r in http_receiver.to(path))
+        assert sent == keys  # each message once per channel

@@ -1,4 +1,4 @@
-"""Every store, DuckDB file and PostgreSQL database alike (see conftest.py): migrations,
+"""Every store, DuckDB file and PostgreSQL database alike (see tests/conftest.py): migrations,
 idempotent windows, history queries, stored profiles that merge like the raw data,
 calibrations, incidents, the prediction log, persistence, and one table layout for all."""
 
@@ -37,7 +37,7 @@ Opener = Callable[[], Store]
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 T0 = datetime(2024, 5, 1)
-TABLES = {"windows", "metrics", "incidents", "calibrations", "abnormal_windows"}
+TABLES = {"windows", "metrics", "incidents", "calibrations", "abnormal_windows", "outbox"}
 HISTORY_COLUMNS = [
     "window_start",
     "segment",
@@ -165,6 +165,25 @@ def test_a_store_newer_than_the_code_is_refused_naming_the_file(path):
     with pytest.raises(TripwireError, match="newer") as error:
         DuckDBStore(path)
     assert str(path) in str(error.value)
+
+
+def test_an_outbox_made_before_its_migration_is_kept_with_its_rows(path):
+    """The outbox created its own table before migration 3 did: such a store upgrades."""
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, migration in enumerate(MIGRATIONS[:2], start=1):
+            db.execute(migration)
+            db.execute("INSERT INTO schema_version VALUES (?)", [version])
+        db.execute(MIGRATIONS[2])  # the same statements the outbox ran itself
+        db.execute(
+            "INSERT INTO outbox (created_at, route, channel_index, channel_type, dedup_key, "
+            "event, payload, next_attempt_at) VALUES (?, 'oncall', 0, 'console', 'k', "
+            "'firing', '{}', ?)",
+            [T0, T0],
+        )
+    with DuckDBStore(path) as store:
+        assert versions(store) == list(range(1, len(MIGRATIONS) + 1))
+        assert store.sql("SELECT id, dedup_key FROM outbox") == [(1, "k")]
 
 
 def test_an_unreadable_file_is_a_tripwire_error_naming_it(tmp_path):
@@ -718,6 +737,62 @@ def test_the_last_of_several_labels_for_one_event_in_a_batch_wins(store):
     assert store.events("fraud")["label"].to_pylist() == [0.0]
 
 
+def test_first_event_is_the_earliest_production_event_of_the_model(store):
+    assert store.first_event("fraud") is None
+    plus_two = timezone(timedelta(hours=2))
+    store.write_events(
+        [
+            event("late", 30),
+            event("shadow", 0, role="shadow"),  # earlier, but not production
+            event("other", 0, model="churn"),
+            event("aware", 0, timestamp=datetime(2024, 5, 1, 2, 5, tzinfo=plus_two)),
+            event("early", 7),
+        ]
+    )
+    assert store.first_event("fraud") == T0 + timedelta(minutes=5)  # naive UTC
+    assert store.first_event("churn") == T0
+    assert store.first_event("nobody") is None
+
+
+def test_relabelled_windows_are_those_with_labels_received_after_they_were_checked(store):
+    def label(event_id: str, model: str = "fraud") -> Label:
+        return Label(event_id=event_id, model=model, label=1.0)
+
+    # Events in four daily windows, with shadow and another model's events beside them.
+    store.write_events(
+        [event(f"d{day}", day * 24 * 60 + 5) for day in range(4)]
+        + [event("s0", 6, role="shadow"), event("c0", 5, model="churn")]
+    )
+    store.write_labels([label("d1")])  # before day 1 is checked: already in its rows
+    for day in range(3):
+        write(store, T0 + day * DAY)
+    store.write_window("churn", T0, DAY, rows(), b"p", 1)
+    store.write_window("fraud", T0, WEEK, rows(), b"p", 1)
+    store.write_window("fraud", T0 + 3 * DAY, DAY, rows(), b"p", 1, namespace="replay")
+    assert store.relabelled_windows("fraud", DAY) == []
+
+    # Labels after the check: day 0 by its production event, not by its shadow one or by
+    # another model's; day 2; not day 3, which only a replay has checked.
+    store.write_labels([label("d0"), label("s0"), label("d2"), label("c0", "churn")])
+    store.write_labels([label("d3"), label("d1", "nobody")])
+    assert store.relabelled_windows("fraud", DAY) == [T0, T0 + 2 * DAY]
+    assert store.relabelled_windows("fraud", WEEK) == [T0]  # the week holds them all
+    assert store.relabelled_windows("churn", DAY) == [T0]
+    assert store.relabelled_windows("fraud", timedelta(hours=1)) == []
+
+    write(store, T0)  # checked again: caught up
+    assert store.relabelled_windows("fraud", DAY) == [T0 + 2 * DAY]
+
+
+def test_sql_takes_question_mark_placeholders_in_either_dialect(store, backend):
+    assert store.dialect == backend
+    assert store.sql("SELECT ? || '%', ? + 1", ["a", 41]) == [("a%", 42)]
+    store.sql("CREATE TABLE scratch (id INTEGER, name TEXT)")
+    assert store.sql("INSERT INTO scratch VALUES (?, ?) RETURNING id", [1, "x"]) == [(1,)]
+    assert store.sql("SELECT name FROM scratch WHERE id = ?", [1]) == [("x",)]
+    assert store.sql("SELECT name FROM scratch WHERE id = ?", [2]) == []
+
+
 def test_an_empty_quarantine_batch_is_a_no_op(store):
     store.quarantine("fraud", "POST /events", [])
     assert store.quarantined("fraud").num_rows == 0
@@ -894,13 +969,9 @@ def test_open_store_picks_the_database_from_the_target(tmp_path, postgres_server
 
     with open_store(str(tmp_path / "x.duckdb")) as duck:
         assert isinstance(duck, DuckDBStore)
-    postgres_server.admin("CREATE SCHEMA open_store_uri", postgres_server.dbname)
-    uri = (
-        f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{postgres_server.dbname}"
-        "?options=-csearch_path%3Dopen_store_uri"
-    )
-    with open_store(uri) as pg:
+    with open_store(postgres_server.new_uri()) as pg:
         assert isinstance(pg, PostgresStore)
+        assert pg.dialect == "postgres"
 
 
 def test_expiring_events_deletes_old_events_and_their_labels_only(store):

@@ -1,4 +1,4 @@
-"""A persistent outbox: alert messages wait in DuckDB until every channel has taken them.
+"""A persistent outbox: alert messages wait in the store until every channel has taken them.
 
 Each message becomes one row per channel of its route. :meth:`Outbox.deliver_due` tries the
 rows that are due, each on its own, so a channel that is down never holds up the others; a
@@ -9,6 +9,11 @@ Nothing is deleted: the table is also the delivery history.
 The outbox stores the message and where it goes (route and channel index), never a channel's
 configuration, so secrets stay in the environment; the channel is looked up again at delivery
 time from the routes passed in.
+
+The table is the store's (migration 3), DuckDB or PostgreSQL alike. Several processes may
+deliver from one PostgreSQL store at once (two servers, a server and ``tripwire run``): each
+row is sent inside a transaction that holds a lock on it, and the others skip locked rows, so
+no message goes out twice.
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import duckdb
 from pydantic import BaseModel, ConfigDict
 
 from tripwire.alerts.channels import DeliveryError, send
 from tripwire.alerts.message import AlertMessage
 from tripwire.config import Channel
+from tripwire.store.base import Store
 
 __all__ = [
     "BASE_BACKOFF",
@@ -40,25 +45,6 @@ BASE_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 
 Sender = Callable[[Channel, AlertMessage], None]
-
-_SCHEMA = """
-CREATE SEQUENCE IF NOT EXISTS outbox_id;
-CREATE TABLE IF NOT EXISTS outbox (
-    id BIGINT PRIMARY KEY DEFAULT nextval('outbox_id'),
-    created_at TIMESTAMP NOT NULL,
-    route TEXT NOT NULL,
-    channel_index INTEGER NOT NULL,
-    channel_type TEXT NOT NULL,
-    dedup_key TEXT NOT NULL,
-    event TEXT NOT NULL,
-    payload JSON NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TIMESTAMP NOT NULL,
-    delivered_at TIMESTAMP,
-    last_error TEXT,
-    UNIQUE (dedup_key, event, route, channel_index)
-);
-"""
 
 _COLUMNS = (
     "id, created_at, route, channel_index, channel_type, dedup_key, event, payload, attempts, "
@@ -155,12 +141,12 @@ def _row(values: tuple[Any, ...]) -> OutboxRow:
 
 
 class Outbox:
-    """Alert messages waiting for, or done with, delivery, in table ``outbox``."""
+    """Alert messages waiting for, or done with, delivery, in the store's table ``outbox``."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
-        """Use ``connection``, creating the table if this database has none yet."""
-        self._db = connection
-        self._db.execute(_SCHEMA)
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        # Only a PostgreSQL store is shared by processes; a DuckDB file has one writer.
+        self._lock_claimed = " FOR UPDATE SKIP LOCKED" if store.dialect == "postgres" else ""
 
     def enqueue(
         self, message: AlertMessage, channels: list[Channel], *, now: datetime | None = None
@@ -173,7 +159,7 @@ class Outbox:
         moment = _utc_naive(now)
         added = 0
         for index, channel in enumerate(channels):
-            inserted = self._db.execute(
+            inserted = self._store.sql(
                 "INSERT INTO outbox (created_at, route, channel_index, channel_type, dedup_key, "
                 "event, payload, attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
                 "ON CONFLICT DO NOTHING RETURNING id",
@@ -187,7 +173,7 @@ class Outbox:
                     message.model_dump_json(),
                     moment,
                 ],
-            ).fetchall()
+            )
             added += len(inserted)
         return added
 
@@ -199,23 +185,26 @@ class Outbox:
     ) -> DeliveryReport:
         """Try every pending row whose next attempt is due at ``now`` (default: the clock).
 
-        Each row's outcome is written as soon as it is known, so a crash part-way never
-        sends a delivered row again. ``send`` is replaceable only so tests can script failures.
+        Each row is claimed, sent and its outcome written in one transaction of its own, so a
+        crash part-way never sends a delivered row again, and on PostgreSQL another process
+        delivering at the same time skips the row meanwhile. ``send`` is replaceable only so
+        tests can script failures.
         """
         moment = _utc_naive(now)
         report = DeliveryReport()
-        due = self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE {_PENDING} AND next_attempt_at <= ? ORDER BY id",
-            [moment],
-        ).fetchall()
-        for values in due:
-            row = _row(values)
-            if row.event == "resolved" and self._trigger_pending(row):
-                # Sending the resolve first would leave the incident open once the trigger lands.
-                report.held += 1
-                continue
-            self._attempt(row, channels_by_route, moment, send, report)
-        return report
+        after = 0  # ids are claimed in order, so each row is looked at once per pass
+        while True:
+            with self._store.transaction():
+                row = self._claim(after, moment)
+                if row is None:
+                    return report
+                after = row.id
+                if row.event == "resolved" and self._trigger_pending(row):
+                    # Sending the resolve first would leave the incident open once the trigger
+                    # lands.
+                    report.held += 1
+                    continue
+                self._attempt(row, channels_by_route, moment, send, report)
 
     def pending(self) -> list[OutboxRow]:
         """Rows still to be delivered, oldest first."""
@@ -235,30 +224,36 @@ class Outbox:
         These incidents were (or are being) announced, so their resolution is owed too; the
         resolve waits in :meth:`deliver_due` until the trigger has gone out.
         """
-        rows = self._db.execute(
-            "SELECT DISTINCT dedup_key FROM outbox WHERE event = 'firing'"
-        ).fetchall()
+        rows = self._store.sql("SELECT DISTINCT dedup_key FROM outbox WHERE event = 'firing'")
         return {str(key) for (key,) in rows}
 
     def backlog(self) -> int:
         """How many rows are still to be delivered."""
-        # fetchall, not fetchone: DuckDB refuses a relation query while a result is unfinished.
-        ((count,),) = self._db.execute(f"SELECT count(*) FROM outbox WHERE {_PENDING}").fetchall()
+        ((count,),) = self._store.sql(f"SELECT count(*) FROM outbox WHERE {_PENDING}")
         return int(count)
 
     def _select(self, condition: str) -> list[OutboxRow]:
-        rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE {condition} ORDER BY id"
-        ).fetchall()
+        rows = self._store.sql(f"SELECT {_COLUMNS} FROM outbox WHERE {condition} ORDER BY id")
         return [_row(values) for values in rows]
 
+    def _claim(self, after: int, moment: datetime) -> OutboxRow | None:
+        """The first pending row due at ``moment`` with an id above ``after``, locked on
+        PostgreSQL until the transaction ends; None when there is none (left)."""
+        found = self._store.sql(
+            f"SELECT {_COLUMNS} FROM outbox WHERE {_PENDING} AND next_attempt_at <= ? "
+            f"AND id > ? ORDER BY id LIMIT 1{self._lock_claimed}",
+            [moment, after],
+        )
+        return _row(found[0]) if found else None
+
     def _trigger_pending(self, row: OutboxRow) -> bool:
-        """Whether the trigger for this resolve's incident and channel is still to go out."""
-        found = self._db.execute(
+        """Whether the trigger for this resolve's incident and channel is still to go out
+        (or is being sent by another process right now)."""
+        found = self._store.sql(
             f"SELECT 1 FROM outbox WHERE {_PENDING} AND event = 'firing' AND dedup_key = ? "
             "AND route = ? AND channel_index = ? LIMIT 1",
             [row.dedup_key, row.route, row.channel_index],
-        ).fetchall()
+        )
         return bool(found)
 
     def _attempt(
@@ -278,7 +273,7 @@ class Outbox:
             # Only the type: an unexpected exception's text is not vetted to be free of secrets.
             self._record_failure(row, f"unexpected {type(exc).__name__}", moment, report)
         else:
-            self._db.execute(
+            self._store.sql(
                 "UPDATE outbox SET attempts = attempts + 1, delivered_at = ? WHERE id = ?",
                 [moment, row.id],
             )
@@ -288,7 +283,7 @@ class Outbox:
         self, row: OutboxRow, error: str, moment: datetime, report: DeliveryReport
     ) -> None:
         attempts = row.attempts + 1
-        self._db.execute(
+        self._store.sql(
             "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
             [attempts, error, moment + backoff(attempts), row.id],
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 import pyarrow as pa
 
@@ -24,6 +24,11 @@ class Store(Protocol):
 
     where: str  # the store as messages name it: a file path, or a URI without its password
 
+    @property
+    def dialect(self) -> Literal["duckdb", "postgres"]:
+        """Which database is behind the store, for the little SQL written outside it."""
+        ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self: ...
@@ -32,6 +37,16 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]:
         """Statements inside are committed together or not at all; uses may nest."""
+        ...
+
+    def sql(self, statement: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with ``?`` placeholders; the rows of a query or of a
+        ``RETURNING`` clause (what other statements give back differs by store).
+
+        Only for the alert outbox, whose few statements read the same in both dialects:
+        everything else is a method here, so that the job, the server and the commands never
+        depend on which database is behind the store.
+        """
         ...
 
     def write_window(

@@ -146,6 +146,20 @@ TABLES: dict[str, pa.Schema] = {
         ("reason", _S, False),
         ("payload", _S, False),
     ),
+    "outbox": _table(
+        ("id", _I, False),
+        ("created_at", TIMESTAMP, False),
+        ("route", _S, False),
+        ("channel_index", pa.int32(), False),
+        ("channel_type", _S, False),
+        ("dedup_key", _S, False),
+        ("event", _S, False),
+        ("payload", _S, False),  # JSON: the AlertMessage
+        ("attempts", pa.int32(), False),
+        ("next_attempt_at", TIMESTAMP, False),
+        ("delivered_at", TIMESTAMP, True),
+        ("last_error", _S, True),
+    ),
 }
 
 

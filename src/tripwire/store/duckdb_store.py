@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -41,6 +42,8 @@ class DuckDBStore:
     path
         The database file (created with its tables when missing), or ``":memory:"``.
     """
+
+    dialect: Literal["duckdb"] = "duckdb"
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -79,6 +82,10 @@ class DuckDBStore:
             raise
         self._depth = 0
         self.connection.execute("COMMIT")
+
+    def sql(self, statement: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with ``?`` placeholders; the rows it returns."""
+        return self.connection.execute(statement, list(params)).fetchall()
 
     def __enter__(self) -> DuckDBStore:
         return self

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pyarrow as pa
@@ -162,6 +162,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX quarantine_model ON quarantine (model, id);
     """,
+    # 3: the alert outbox.
+    """
+    CREATE TABLE outbox (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL,
+        route TEXT NOT NULL,
+        channel_index INTEGER NOT NULL,
+        channel_type TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,  -- JSON
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMP NOT NULL,
+        delivered_at TIMESTAMP,
+        last_error TEXT,
+        UNIQUE (dedup_key, event, route, channel_index)
+    );
+    -- Every delivery pass looks for the rows not delivered yet: few among all ever sent.
+    CREATE INDEX outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
+    """,
 )
 
 # Any fixed number, the same in every tripwire process: it serialises concurrent migrations.
@@ -196,6 +216,8 @@ class PostgresStore:
         created, or brought up to date, on connecting.
     """
 
+    dialect: Literal["postgres"] = "postgres"
+
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         # Error messages name the database, never the password that may be in the DSN.
@@ -226,6 +248,15 @@ class PostgresStore:
         Nested uses become savepoints of the outer transaction."""
         with self.connection.transaction():
             yield
+
+    def sql(self, statement: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with ``?`` placeholders (DuckDB's); the rows it returns,
+        if any."""
+        # psycopg's placeholders are %s, so a literal % must be doubled first.
+        cursor = self.connection.execute(
+            statement.replace("%", "%%").replace("?", "%s"), list(params)
+        )
+        return cursor.fetchall() if cursor.description is not None else []
 
     def __enter__(self) -> PostgresStore:
         return self

@@ -109,4 +109,24 @@ MIGRATIONS: tuple[str, ...] = (
         payload TEXT NOT NULL
     );
     """,
+    # 3: the alert outbox. Before it was a migration the outbox created this same table
+    # itself on first use, hence IF NOT EXISTS: such a store keeps its table and its rows.
+    """
+    CREATE SEQUENCE IF NOT EXISTS outbox_id;
+    CREATE TABLE IF NOT EXISTS outbox (
+        id BIGINT PRIMARY KEY DEFAULT nextval('outbox_id'),
+        created_at TIMESTAMP NOT NULL,
+        route TEXT NOT NULL,
+        channel_index INTEGER NOT NULL,
+        channel_type TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload JSON NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMP NOT NULL,
+        delivered_at TIMESTAMP,
+        last_error TEXT,
+        UNIQUE (dedup_key, event, route, channel_index)
+    );
+    """,
 )

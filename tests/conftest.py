@@ -1,8 +1,11 @@
-"""Every store test runs against each store: a DuckDB file, and a database in a throwaway
-PostgreSQL cluster that this session starts (and stops) itself.
+"""Fixtures shared across the suite: the stores.
+
+Tests that take ``store`` (or ``open_store``) run against each store: a DuckDB file, and a
+database in a throwaway PostgreSQL cluster that this session starts (and stops) itself, once,
+whichever directories ask for it (the store suite, the outbox, the end-to-end tests).
 
 The cluster needs Debian's ``postgresql`` package (``.ci/run`` installs it); without it the
-PostgreSQL half of the suite skips and the DuckDB half still runs.
+PostgreSQL half of each such test skips and the DuckDB half still runs.
 """
 
 from __future__ import annotations
@@ -66,11 +69,22 @@ class Server:
         with psycopg.connect(self.dsn(dbname), autocommit=True) as db:
             db.execute(statement.encode())
 
-    def new_dsn(self) -> str:
-        """A DSN whose store starts empty: its own schema (a new database would take 0.3 s)."""
+    def new_schema(self) -> str:
+        """A schema of its own, empty (a new database would take 0.3 s)."""
         schema = f"test_{next(self._names)}"
         self.admin(f"CREATE SCHEMA {schema}", self.dbname)
-        return self.dsn(schema=schema)
+        return schema
+
+    def new_dsn(self) -> str:
+        """A DSN whose store starts empty."""
+        return self.dsn(schema=self.new_schema())
+
+    def new_uri(self) -> str:
+        """A ``postgresql://`` URI whose store starts empty, as ``--store`` takes it."""
+        return (
+            f"postgresql://postgres@127.0.0.1:{self.port}/{self.dbname}"
+            f"?options=-csearch_path%3D{self.new_schema()}"
+        )
 
 
 @pytest.fixture(scope="session")
