@@ -22,6 +22,7 @@ from tripwire.commands.common import (
 )
 from tripwire.commands.consume import COMMANDS as CONSUME_COMMANDS
 from tripwire.commands.demo import demo
+from tripwire.commands.export import export
 from tripwire.commands.serve import COMMANDS as SERVER_COMMANDS
 from tripwire.config import ConfigError
 from tripwire.errors import TripwireError
@@ -185,6 +186,7 @@ def init(reference: Path, name: str | None, out_path: Path, force: bool) -> None
 
 for command in (*ALERTING_COMMANDS, *SERVER_COMMANDS, *CONSUME_COMMANDS, demo, importance_command):
     cli.add_command(command)
+cli.add_command(export)
 
 
 def main() -> None:
