@@ -3,12 +3,18 @@
 Usage::
 
     python benchmarks/consumers.py redis                      # 200,000 events, batches of 1,000
+    python benchmarks/consumers.py redis --store both         # into DuckDB, then PostgreSQL
     python benchmarks/consumers.py redis --events 50000 --batch 500 --json
     python benchmarks/consumers.py redis --redis-url redis://127.0.0.1:6379/0  # a running server
     python benchmarks/consumers.py kafka                      # 200,000 events, batches of 1,000
     python benchmarks/consumers.py kafka --bootstrap 127.0.0.1:9092  # a running cluster
+    python benchmarks/consumers.py kafka --store postgres --postgres 'host=db user=bench'
 
-Each broker is a subcommand. For ``redis``:
+Each broker is a subcommand; ``--store`` picks the store the consumer writes to: ``duckdb`` (a
+fresh file in a temporary directory; the default), ``postgres`` (a fresh schema in a throwaway
+PostgreSQL cluster started here with Debian's ``initdb``/``pg_ctl`` on 127.0.0.1, with the
+default durability: fsync and synchronous commits on; or in the database ``--postgres`` names)
+or ``both``, one after the other. For ``redis``:
 
 * a throwaway ``redis-server`` (Debian's package) is started on a free loopback port without
   persistence, unless ``--redis-url`` names a running server (a fresh stream key is used there
@@ -16,8 +22,8 @@ Each broker is a subcommand. For ``redis``:
 * the stream is filled with ``--events`` demo events (``tripwire.demo.scenario``, one event per
   entry as ``RedisTransport`` writes them) before timing starts: producing is not the
   consumer's cost;
-* one ``RedisConsumer`` in this process, with a ``Collector`` over a fresh DuckDB file in a
-  temporary directory, polls until every entry is stored and acknowledged. Wall time runs from
+* one ``RedisConsumer`` in this process, with a ``Collector`` over the fresh store, polls until
+  every entry is stored and acknowledged. Wall time runs from
   the first poll to the last acknowledgement.
 
 For ``kafka``:
@@ -28,12 +34,12 @@ For ``kafka``:
 * the topic (4 partitions) is filled with ``--events`` demo events through ``KafkaTransport``
   (one message per event), in rounds of 30,000 (the mock brokers keep ~5 MB per partition);
   producing is not timed;
-* one ``KafkaConsumer`` in this process, with a ``Collector`` over a fresh DuckDB file, polls
+* one ``KafkaConsumer`` in this process, with a ``Collector`` over the fresh store, polls
   until each round is stored and its offsets committed. Wall time is the sum of the rounds'
   consuming times, after the first batch (joining the group, ~3 s, is not counted).
 
 Reported: events/s stored (read back from the store over the wall time), the share of the time
-spent inside ``Collector.ingest_events`` (validation and the DuckDB transaction) against the rest
+spent inside ``Collector.ingest_events`` (validation and the store's transaction) against the rest
 (XREADGROUP, decoding the JSON, XACK), the process's CPU time, and the machine, the Redis
 server's version, whether redis-py parses replies with hiredis (``pip install hiredis``: a
 large share of the reading cost without it) and the load average.
@@ -42,9 +48,8 @@ large share of the reading cost without it) and the load average.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -53,10 +58,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 from tripwire.config import parse_config
 from tripwire.demo import scenario
@@ -64,9 +70,16 @@ from tripwire.events import table_to_events
 from tripwire.server.body import Batch
 from tripwire.server.collector import EVENTS_SOURCE, Collector
 from tripwire.server.schemas import EventIngestResult
-from tripwire.store import DuckDBStore
+from tripwire.store import DuckDBStore, Store
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # loaded by path (the tests do) rather than run as a script
+    sys.path.insert(0, str(HERE))
+from _measure import load_average, machine, machine_lines  # noqa: E402
 
 PRODUCE_BATCH = 5_000  # entries per pipeline while filling the stream
+STORES = ("duckdb", "postgres")
+POSTGRES_CLUSTER = HERE.parent / "tests" / "postgres_cluster.py"
 
 
 # --------------------------------------------------------------------------- data
@@ -93,6 +106,85 @@ class TimedCollector(Collector):
             return super().ingest_events(batch, source)
         finally:
             self.seconds += time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- stores
+
+
+def _by_path(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"tripwire_benchmark_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def postgres_server(dsn: str | None) -> Iterator[str]:
+    """``dsn`` as it is, or the DSN of a throwaway cluster started (and stopped) here."""
+    if dsn is not None:
+        yield dsn
+        return
+    cluster = _by_path(POSTGRES_CLUSTER)
+    if cluster.bindir() is None:
+        raise SystemExit(cluster.NOT_INSTALLED)
+    # The default durability (fsync, synchronous commit): what a production server pays.
+    with cluster.running(durable=True) as server:
+        yield server.dsn()
+
+
+STORE_NAMES = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+
+
+class Target(NamedTuple):
+    """Where a run stores: which store, and for PostgreSQL the database and whether this
+    benchmark started its cluster."""
+
+    kind: str
+    postgres: str | None = None
+    started: bool = False
+
+
+DUCKDB = Target("duckdb")
+
+
+@contextmanager
+def fresh_store(target: Target, workdir: Path) -> Iterator[Store]:
+    """An empty store: a new DuckDB file, or a new schema in the PostgreSQL database."""
+    if target.kind == "duckdb":
+        with DuckDBStore(workdir / "store.duckdb") as store:
+            yield store
+        return
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from tripwire.store import PostgresStore
+
+    assert target.postgres is not None
+    schema = f"tripwire_benchmark_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(target.postgres, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}".encode())
+        try:
+            # The store creates its tables unqualified: in the search path's first schema.
+            dsn = make_conninfo(target.postgres, options=f"-c search_path={schema}")
+            with PostgresStore(dsn) as pg:
+                yield pg
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+def describe(store: Store, target: Target) -> str:
+    if target.kind == "duckdb":
+        return f"DuckDB {version('duckdb')}, a file in a temporary directory"
+    ((server_version,),) = store.connection.execute("SHOW server_version").fetchall()
+    where = "throwaway cluster, loopback, fsync on" if target.started else "--postgres"
+    return f"PostgreSQL {server_version.split()[0]} ({where}), psycopg {version('psycopg')}"
+
+
+def stored_events(store: Store) -> int:
+    ((count,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
+    return int(count)
 
 
 # --------------------------------------------------------------------------- redis
@@ -142,7 +234,9 @@ def redis_server(url: str | None, workdir: Path) -> Iterator[str]:
             process.wait(timeout=10)
 
 
-def run_redis(n_events: int, batch: int, url: str | None) -> dict[str, Any]:
+def run_redis(
+    n_events: int, batch: int, url: str | None, target: Target = DUCKDB
+) -> dict[str, Any]:
     import redis
     from redis.utils import HIREDIS_AVAILABLE
 
@@ -162,25 +256,28 @@ def run_redis(n_events: int, batch: int, url: str | None) -> dict[str, Any]:
         del events
         stream_mb = client.memory_usage(stream, samples=0) or 0
         try:
-            with DuckDBStore(Path(tmp) / "store.duckdb") as store:
+            with fresh_store(target, Path(tmp)) as store:
                 collector = TimedCollector({config.name: config}, store)
                 consumer = RedisConsumer(
                     server_url, stream, "benchmark", "c1", collector, batch_size=batch, block_ms=1
                 )
-                load_before = _load()
+                load_before = load_average()
                 wall, cpu = time.perf_counter(), time.process_time()
                 while consumer.stats.entries < n_events:
                     consumer.poll_once()
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                load_after = _load()
+                load_after = load_average()
                 consumer.close()
-                ((stored,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
+                stored = stored_events(store)
+                store_name = describe(store, target)
             pending = int(client.xpending(stream, "benchmark")["pending"])
         finally:
             client.delete(stream)
             client.close()
     return {
         "broker": "redis",
+        "store_kind": target.kind,
+        "store": store_name,
         "events": n_events,
         "batch": batch,
         "seconds": wall,
@@ -196,7 +293,7 @@ def run_redis(n_events: int, batch: int, url: str | None) -> dict[str, Any]:
         # redis-py parses replies in C with hiredis when it is installed, in Python otherwise;
         # reading the stream costs several times more without it.
         "reply_parser": "hiredis" if HIREDIS_AVAILABLE else "pure Python (no hiredis)",
-        "machine": machine(["redis", "duckdb", "pydantic"]),
+        "machine": machine(["redis", "pydantic"]),
         "load_average": {"before": load_before, "after": load_after},
     }
 
@@ -246,7 +343,9 @@ def _fill(transport: Any, events: Sequence[dict[str, Any]], start: int) -> int:
     return end
 
 
-def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any]:
+def run_kafka(
+    n_events: int, batch: int, bootstrap: str | None, target: Target = DUCKDB
+) -> dict[str, Any]:
     import confluent_kafka
     from confluent_kafka import Consumer, TopicPartition
 
@@ -261,7 +360,7 @@ def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any
     with tempfile.TemporaryDirectory() as tmp, kafka_cluster(bootstrap) as servers:
         transport = KafkaTransport(servers, topic)
 
-        with DuckDBStore(Path(tmp) / "store.duckdb") as store:
+        with fresh_store(target, Path(tmp)) as store:
             collector = TimedCollector({config.name: config}, store)
             consumer = KafkaConsumer(servers, topic, group, collector, batch, poll_timeout=0.05)
             produced = _fill(transport, events, 0)
@@ -271,7 +370,7 @@ def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any
             # The first batch (and the join) are not timed; the rest of the rounds are.
             skipped = consumer.stats.messages
             wall = cpu = collector.seconds = 0.0
-            load_before = _load()
+            load_before = load_average()
             while consumer.stats.messages < n_events:
                 if consumer.stats.messages >= produced:
                     produced = _fill(transport, events, produced)
@@ -280,9 +379,10 @@ def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any
                     consumer.poll_once()
                 wall += time.perf_counter() - round_wall
                 cpu += time.process_time() - round_cpu
-            load_after = _load()
+            load_after = load_average()
             consumer.close()
-            ((stored,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
+            stored = stored_events(store)
+            store_name = describe(store, target)
         transport.close()
         del events, transport  # the producer's connections go with it
         reader = Consumer({"bootstrap.servers": servers, "group.id": group})
@@ -298,6 +398,8 @@ def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any
     )
     return {
         "broker": "kafka",
+        "store_kind": target.kind,
+        "store": store_name,
         "events": n_events,
         "batch": batch,
         "partitions": partitions,
@@ -311,17 +413,16 @@ def run_kafka(n_events: int, batch: int, bootstrap: str | None) -> dict[str, Any
         "ingest_share": collector.seconds / wall,
         "topic_mb": topic_bytes / 1024 / 1024,
         "server": f"{where}; librdkafka {confluent_kafka.libversion()[0]}",
-        "machine": machine(["confluent-kafka", "duckdb", "pydantic"]),
+        "machine": machine(["confluent-kafka", "pydantic"]),
         "load_average": {"before": load_before, "after": load_after},
     }
 
 
 def format_kafka_report(r: dict[str, Any]) -> str:
-    m, load = r["machine"], r["load_average"]
     lines = [
         f"tripwire consumer benchmark ({r['broker']}): {r['events']:,} events in a topic filled "
         f"ahead in rounds ({r['partitions']} partitions, {r['topic_mb']:.1f} MB of JSON), "
-        f"batches of {r['batch']:,}, one consumer, DuckDB store",
+        f"batches of {r['batch']:,}, one consumer, {STORE_NAMES[r['store_kind']]} store",
         "",
         f"wall time           {r['seconds']:.2f} s consuming {r['timed_events']:,} events "
         "(after the first batch)",
@@ -330,18 +431,12 @@ def format_kafka_report(r: dict[str, Any]) -> str:
         f"throughput          {r['stored_per_s']:,.0f} events/s stored",
         f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
         "(this process, all threads)",
-        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + DuckDB "
+        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + the store's "
         "transaction); the rest: fetching, JSON decoding, the synchronous offset commit",
         "",
+        f"store               {r['store']}",
         f"cluster             {r['server']}",
-        f"machine             {m['cpu'] or 'unknown CPU'}, {m['logical_cores']} logical cores "
-        f"({m['usable_cores']} usable)",
-        f"                    {m['platform']}, Python {m['python']}, "
-        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"load average        {load['before']:.2f} before, {load['after']:.2f} after "
-        "(1 min, this run included)"
-        if load["before"] is not None and load["after"] is not None
-        else "load average        unknown",
+        *machine_lines(r["machine"], r["load_average"]),
     ]
     return "\n".join(lines)
 
@@ -349,58 +444,23 @@ def format_kafka_report(r: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- report
 
 
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            for line in info:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def machine(packages: Sequence[str]) -> dict[str, Any]:
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(affinity(0)) if affinity else os.cpu_count(),
-        "versions": {name: version(name) for name in packages},
-    }
-
-
-def _load() -> float | None:
-    """The 1-minute load average: on a busy machine wall times are not the software's."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
 def format_report(r: dict[str, Any]) -> str:
-    m, load = r["machine"], r["load_average"]
     lines = [
         f"tripwire consumer benchmark ({r['broker']}): {r['events']:,} events in a pre-filled "
         f"stream ({r['stream_mb']:.1f} MB in Redis), batches of {r['batch']:,}, one consumer, "
-        "DuckDB store",
+        f"{STORE_NAMES[r['store_kind']]} store",
         "",
         f"wall time           {r['seconds']:.2f} s",
         f"stored (read back)  {r['stored']:,} ({r['pending_after']:,} entries left pending)",
         f"throughput          {r['stored_per_s']:,.0f} events/s stored",
         f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
         "(this process, all threads)",
-        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + DuckDB "
+        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + the store's "
         "transaction); the rest: XREADGROUP, JSON decoding, XACK",
         "",
+        f"store               {r['store']}",
         f"server              {r['server']}, replies parsed by {r['reply_parser']}",
-        f"machine             {m['cpu'] or 'unknown CPU'}, {m['logical_cores']} logical cores "
-        f"({m['usable_cores']} usable)",
-        f"                    {m['platform']}, Python {m['python']}, "
-        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"load average        {load['before']:.2f} before, {load['after']:.2f} after "
-        "(1 min, this run included)"
-        if load["before"] is not None and load["after"] is not None
-        else "load average        unknown",
+        *machine_lines(r["machine"], r["load_average"]),
     ]
     return "\n".join(lines)
 
@@ -409,32 +469,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     brokers = parser.add_subparsers(dest="broker", required=True)
     redis_parser = brokers.add_parser("redis", help="a Redis stream through RedisConsumer")
-    redis_parser.add_argument("--events", type=int, default=200_000, help="events to consume")
-    redis_parser.add_argument("--batch", type=int, default=1_000, help="entries per batch")
     redis_parser.add_argument(
         "--redis-url", help="a running server to use (default: start a throwaway one)"
     )
-    redis_parser.add_argument("--json", action="store_true", help="print the results as JSON")
     kafka_parser = brokers.add_parser("kafka", help="a Kafka topic through KafkaConsumer")
-    kafka_parser.add_argument("--events", type=int, default=200_000, help="events to consume")
-    kafka_parser.add_argument("--batch", type=int, default=1_000, help="messages per batch")
     kafka_parser.add_argument(
         "--bootstrap", help="a running cluster to use (default: start a mock cluster)"
     )
-    kafka_parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    for broker, unit in ((redis_parser, "entries"), (kafka_parser, "messages")):
+        broker.add_argument("--events", type=int, default=200_000, help="events to consume")
+        broker.add_argument("--batch", type=int, default=1_000, help=f"{unit} per batch")
+        broker.add_argument(
+            "--store",
+            choices=[*STORES, "both"],
+            default="duckdb",
+            help="the store the consumer writes to (both: one run each)",
+        )
+        broker.add_argument(
+            "--postgres",
+            metavar="DSN",
+            help="a PostgreSQL database to use, in a fresh schema (default: a throwaway cluster)",
+        )
+        broker.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.broker == "redis":
-        result = run_redis(args.events, args.batch, args.redis_url)
-        left = result["pending_after"]
-        text = format_report(result)
-    elif args.broker == "kafka":
-        result = run_kafka(args.events, args.batch, args.bootstrap)
-        left = result["uncommitted_after"]
-        text = format_kafka_report(result)
-    else:  # pragma: no cover - argparse refuses other names
-        parser.error(f"unknown broker {args.broker!r}")
-    print(json.dumps(result, indent=2) if args.json else text)
-    return 0 if result["stored"] == args.events and left == 0 else 1
+    kinds = STORES if args.store == "both" else (args.store,)
+    results: list[dict[str, Any]] = []
+    with ExitStack() as services:
+        postgres = None
+        if "postgres" in kinds:
+            postgres = services.enter_context(postgres_server(args.postgres))
+        for kind in kinds:
+            target = Target(kind, postgres, started=args.postgres is None)
+            if args.broker == "redis":
+                result = run_redis(args.events, args.batch, args.redis_url, target)
+                result["left"] = result["pending_after"]
+                text = format_report(result)
+            else:
+                result = run_kafka(args.events, args.batch, args.bootstrap, target)
+                result["left"] = result["uncommitted_after"]
+                text = format_kafka_report(result)
+            results.append(result)
+            if not args.json:
+                print(text + "\n", flush=True)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    return 0 if all(r["stored"] == args.events and r["left"] == 0 for r in results) else 1
 
 
 if __name__ == "__main__":
