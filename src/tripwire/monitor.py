@@ -156,19 +156,28 @@ class Monitor:
 
     def save(self, path: str | Path) -> None:
         """Save the fitted state (config and reference profile), not the reference data."""
+        Path(path).write_bytes(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The fitted state as :meth:`save` writes it (pickle-free), e.g. to send elsewhere."""
         bins, reference = self._fitted()
         state = FittedState(self.config.to_yaml(), self.settings, bins, reference, self.importance_)
-        Path(path).write_bytes(serialize.to_bytes(state))
+        return serialize.to_bytes(state)
 
     @classmethod
     def load(cls, path: str | Path) -> Monitor:
         path = Path(path)
         if not path.exists():
             raise TripwireError(f"{path}: no such file")
-        state = serialize.from_bytes(path.read_bytes(), source=str(path))
+        return cls.from_bytes(path.read_bytes(), source=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> Monitor:
+        """The monitor :meth:`to_bytes` gave; ``source`` names the bytes in errors."""
+        state = serialize.from_bytes(data, source=source)
         if not isinstance(state, FittedState):
-            raise TripwireError(f"{path}: not a saved monitor")
-        monitor = cls(parse_config(state.config_yaml, source=str(path)), settings=state.settings)
+            raise TripwireError(f"{source}: not a saved monitor")
+        monitor = cls(parse_config(state.config_yaml, source=source), settings=state.settings)
         monitor.bins_, monitor.reference_ = state.bins, state.reference
         monitor.importance_ = state.importance
         return monitor

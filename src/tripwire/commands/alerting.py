@@ -11,39 +11,29 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from tripwire.alerts.backtest import backtest as run_backtest
-from tripwire.alerts.calibrate import calibrate as run_calibrate
+from tripwire import tasks
 from tripwire.alerts.channels import DeliveryError, send_digest
-from tripwire.alerts.digest import build_digest, to_html, to_markdown
+from tripwire.alerts.digest import to_html, to_markdown
 from tripwire.alerts.engine import Incident, rule_features
 from tripwire.alerts.gate import decide
 from tripwire.commands.common import (
     config_option,
     fit_monitor,
-    open_store,
+    on_store,
     out,
-    progress_bar,
     read_logs,
     reference_option,
     store_option,
 )
-from tripwire.config import ModelConfig, load_config, load_rules
+from tripwire.config import load_config, load_rules
 from tripwire.durations import format_duration, parse_duration
 from tripwire.errors import TripwireError
-from tripwire.job import derive_incidents
-from tripwire.job import replay as replay_log
-from tripwire.job import run as run_job
 from tripwire.layers.catalog import CATALOG
 from tripwire.report.terminal import STYLE
-from tripwire.store import Store
-from tripwire.store.events import to_monitor_table
+from tripwire.tasks import ConfigPayload
 
-
-def _stored_windows(store: Store, config: ModelConfig) -> list[datetime]:
-    windows = store.window_starts(config.name, config.window)
-    if not windows:
-        raise TripwireError("the store has no windows for this model yet: run `tripwire run`")
-    return windows
+# Each command that needs the store does its task (tripwire.tasks) through on_store: on the
+# store, or on the running `tripwire serve` that owns it. Either way it prints the same result.
 
 
 def _duration(_: click.Context, __: click.Parameter, value: str | None) -> timedelta | None:
@@ -112,7 +102,8 @@ def run(
 
     Without --data it reads the prediction log in the store (what `tripwire serve` collected),
     with the labels that have arrived. Re-running a window replaces its rows, so the job is
-    safe to repeat, e.g. from cron or Airflow.
+    safe to repeat, e.g. from cron or Airflow. While `tripwire serve` owns the store, the
+    server runs the job (between its scheduled checks).
 
     \b
     Example:
@@ -121,20 +112,9 @@ def run(
     """
     monitor = fit_monitor(config_path, reference)
     length = window or monitor.config.window
-    with progress_bar() as progress, open_store(monitor.config, store_path) as store:
-        if data is not None:
-            logs = read_logs(data)
-        else:
-            stored = store.events(monitor.config.name, since, until)
-            if stored.num_rows == 0:
-                raise TripwireError("no stored events in that period and no --data given")
-            logs = to_monitor_table(monitor.config, stored)
-        task = progress.add_task("checking windows")
-
-        def step(start: datetime) -> None:
-            progress.update(task, description=f"checked the window of {start:%Y-%m-%d %H:%M}")
-
-        result = run_job(monitor, store, logs, length, step=step)
+    logs = None if data is None else read_logs(data)
+    request = tasks.RunRequest.of(monitor, logs, since, until, length)
+    result = on_store(monitor.config, store_path, tasks.RUN, request, "checking windows")
     open_now = [i for i in result.incidents if i.is_open]
     if as_json:
         click.echo(
@@ -143,24 +123,23 @@ def run(
                     "windows": [w.isoformat() for w in result.windows],
                     "incidents": [_incident_json(i) for i in result.incidents],
                     "announced": result.announced,
-                    "delivered": result.delivery.delivered,
-                    "failed": result.delivery.failed + result.delivery.dead,
+                    "delivered": result.delivered,
+                    "failed": result.retry + result.dead,
                 },
                 indent=2,
             )
         )
         return
     out.print(
-        f"checked {len(result.windows)} {format_duration(length)} windows of "
-        f"{monitor.config.name}; {len(open_now)} open incidents, "
+        f"checked {len(result.windows)} {format_duration(result.window)} windows of "
+        f"{result.model}; {len(open_now)} open incidents, "
         f"{len(result.incidents) - len(open_now)} resolved"
     )
     if result.incidents:
         out.print(_incident_table(result.incidents, "Incidents"))
-    d = result.delivery
     out.print(
-        f"alerts: {result.announced} queued, {d.delivered} delivered, {d.failed} to retry, "
-        f"{d.dead} given up"
+        f"alerts: {result.announced} queued, {result.delivered} delivered, {result.retry} to "
+        f"retry, {result.dead} given up"
     )
 
 
@@ -194,13 +173,15 @@ def replay(
                       --since 2026-11-01 --until 2026-11-08
     """
     monitor = fit_monitor(config_path, reference)
-    with progress_bar() as progress, open_store(monitor.config, store_path) as store:
-        progress.add_task("replaying the stored prediction log")
-        windows, incidents = replay_log(
-            monitor, store, since, until, monitor.config.window, namespace
-        )
-    out.print(f"replayed {len(windows)} windows into namespace {namespace!r}; nothing was sent")
-    out.print(_incident_table(incidents, f"{len(incidents)} incidents"))
+    request = tasks.ReplayRequest(
+        monitor=monitor.to_bytes(), since=since, until=until, namespace=namespace
+    )
+    result = on_store(monitor.config, store_path, tasks.REPLAY, request, "replaying")
+    out.print(
+        f"replayed {len(result.windows)} windows into namespace {result.namespace!r}; "
+        "nothing was sent"
+    )
+    out.print(_incident_table(result.incidents, f"{len(result.incidents)} incidents"))
 
 
 @click.group()
@@ -255,31 +236,9 @@ def calibrate(config_path: Path, store_path: str | None, days: int, quantile: fl
       tripwire calibrate --config tripwire.yaml --days 14
     """
     config = load_config(config_path)
-    importance = config.resolve_importance()
-    with open_store(config, store_path) as store:
-        windows = _stored_windows(store, config)
-        history = store.history(config.name, config.window)
-        excluded: dict[tuple[str, str], set[datetime]] = {
-            ("*", "*"): store.abnormal_windows(config.name)
-        }
-        for incident in store.incidents(config.name).to_pylist():
-            end = incident["resolved_at"] or windows[-1]
-            inside = {w for w in windows if incident["evidence_start"] <= w <= end}
-            excluded.setdefault((incident["feature"], incident["segment"]), set()).update(inside)
-        found, notes = run_calibrate(
-            config, history, windows, config.window, importance, excluded, days, quantile
-        )
-        for c in found:
-            store.save_calibration(
-                config.name,
-                c.metric,
-                c.feature,
-                c.segment,
-                c.threshold,
-                c.quantile,
-                c.floor,
-                c.windows_used,
-            )
+    request = tasks.CalibrateRequest(config=ConfigPayload.of(config), days=days, quantile=quantile)
+    result = on_store(config, store_path, tasks.CALIBRATE, request, "calibrating thresholds")
+    found = result.calibrations
     table = Table(title=f"{len(found)} calibrated thresholds", title_justify="left")
     for column in ("metric", "feature", "segment", "threshold", "floor", "normal windows"):
         table.add_column(column)
@@ -293,7 +252,7 @@ def calibrate(config_path: Path, store_path: str | None, days: int, quantile: fl
             str(len(c.windows_used)),
         )
     out.print(table)
-    for note in notes:
+    for note in result.notes:
         out.print(Text(note, "yellow"))
 
 
@@ -329,19 +288,11 @@ def backtest(
     """
     config = load_config(config_path)
     proposed = load_rules(rules_path, config)
-    importance = config.resolve_importance()
-    with open_store(config, store_path) as store:
-        windows = [
-            w
-            for w in store.window_starts(config.name, config.window)
-            if (since is None or w >= since) and (until is None or w < until)
-        ]
-        if not windows:
-            raise TripwireError("no stored windows in that period: run `tripwire run` first")
-        history = store.history(config.name, config.window, since=since, until=until)
-        calibrations = store.calibrations(config.name).to_pylist()
-    calibrated = {(c["metric"], c["feature"], c["segment"]): c["threshold"] for c in calibrations}
-    result = run_backtest(config, proposed, history, windows, config.window, importance, calibrated)
+    request = tasks.BacktestRequest(
+        config=ConfigPayload.of(config), proposed=proposed.to_yaml(), since=since, until=until
+    )
+    result = on_store(config, store_path, tasks.BACKTEST, request, "backtesting").backtest()
+    windows = result.windows
     if as_json:
         click.echo(
             json.dumps(
@@ -392,9 +343,9 @@ def gate(
       tripwire gate --config tripwire.yaml --json && echo "nothing to do"
     """
     monitor = fit_monitor(config_path, reference)
-    with open_store(monitor.config, store_path) as store:
-        incidents, _ = derive_incidents(monitor, store, monitor.config.window)
-    result = decide(monitor.config, incidents, monitor.importance_)
+    request = tasks.GateRequest(monitor=monitor.to_bytes())
+    found = on_store(monitor.config, store_path, tasks.GATE, request, "evaluating the rules")
+    result = decide(monitor.config, found.incidents, monitor.importance_)
     if as_json:
         click.echo(
             json.dumps(
@@ -438,17 +389,8 @@ def digest(config_path: Path, store_path: str | None, days: int, out_dir: Path, 
       tripwire digest --config tripwire.yaml --days 7 --out reports/
     """
     config = load_config(config_path)
-    importance = config.resolve_importance()
-    with open_store(config, store_path) as store:
-        windows = _stored_windows(store, config)
-        until = windows[-1] + config.window
-        since = until - timedelta(days=days)
-        history = store.history(config.name, config.window, since=since, until=until)
-        incidents = [
-            Incident(**{k: v for k, v in row.items() if k not in ("namespace", "updated_at")})
-            for row in store.incidents(config.name).to_pylist()
-        ]
-    result = build_digest(config, history, importance, incidents, since, until)
+    request = tasks.DigestRequest(config=ConfigPayload.of(config), days=days)
+    result = on_store(config, store_path, tasks.DIGEST, request, "reading the history").digest
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "digest.md").write_text(to_markdown(result), encoding="utf-8")
     (out_dir / "digest.html").write_text(to_html(result), encoding="utf-8")

@@ -12,12 +12,14 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from tripwire.commands.remote import find_server
 from tripwire.config import ModelConfig, load_config
 from tripwire.errors import TripwireError
 from tripwire.monitor import Monitor
 from tripwire.store import Store
 from tripwire.store import open_store as store_at
 from tripwire.tabular import read_table
+from tripwire.tasks import Request, Result, Task
 
 out = Console()
 # Errors are never hard-wrapped: a path or a line number must survive copy and paste.
@@ -77,12 +79,46 @@ store_option = click.option(
 )
 
 
-def open_store(config: ModelConfig, store_path: str | Path | None) -> Store:
+def store_target(config: ModelConfig, store_path: str | Path | None) -> str:
     """The store named by ``--store``, or the DuckDB file beside the config."""
     if store_path is None:
         base = config.source.parent if config.source else Path.cwd()
         store_path = base / "tripwire.duckdb"
-    return store_at(str(store_path))
+    return str(store_path)
+
+
+def open_store(config: ModelConfig, store_path: str | Path | None) -> Store:
+    """The store named by ``--store``, or the DuckDB file beside the config.
+
+    A DuckDB file that a running ``tripwire serve`` owns is refused with an error that names
+    the server: only the commands that send their work to it (see :func:`on_store`) run then.
+    """
+    target = store_target(config, store_path)
+    server = find_server(target)
+    if server is not None:
+        context = click.get_current_context(silent=True)
+        raise server.refusal(context.command_path if context else "this command")
+    return store_at(target)
+
+
+def on_store(
+    config: ModelConfig,
+    store_path: str | Path | None,
+    task: Task[Request, Result],
+    request: Request,
+    doing: str,
+) -> Result:
+    """Do ``task`` on the store, or have the ``tripwire serve`` that owns it do it; either way
+    the result is the same. ``doing`` describes the work on the progress line."""
+    target = store_target(config, store_path)
+    server = find_server(target)
+    with progress_bar() as progress:
+        if server is not None:
+            progress.add_task(f"{doing} on {server}")
+            return server.perform(task, request)
+        line = progress.add_task(doing)
+        with store_at(target) as store:
+            return task.work(store, request, lambda text: progress.update(line, description=text))
 
 
 def read_logs(pattern: str) -> pa.Table:

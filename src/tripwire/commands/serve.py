@@ -4,6 +4,9 @@ a file."""
 from __future__ import annotations
 
 import os
+import secrets
+import signal
+import socket
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +15,17 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from tripwire.commands.common import about, config_option, err, open_store, out, store_option
+from tripwire import tasks
+from tripwire.commands.common import (
+    about,
+    config_option,
+    err,
+    on_store,
+    open_store,
+    out,
+    store_option,
+)
+from tripwire.commands.remote import is_file_store, remove_server_file, write_server_file
 from tripwire.config import ModelConfig, load_config
 from tripwire.durations import format_duration, parse_duration
 from tripwire.errors import TripwireError
@@ -98,6 +111,13 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
     help="The environment variable holding the bearer token for GET /v1/quarantine and /v1/jobs.",
 )
 @click.option(
+    "--admin-token-env",
+    default="TRIPWIRE_ADMIN_TOKEN",
+    show_default=True,
+    help="The environment variable holding the bearer token for /v1/admin (unset: a new "
+    "random token, kept in the server file beside a DuckDB store).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Accept requests without a token when its environment variable is unset.",
@@ -122,6 +142,7 @@ def serve(
     port: int,
     ingest_token_env: str,
     read_token_env: str,
+    admin_token_env: str,
     insecure: bool,
     schedule: bool,
     grace: timedelta,
@@ -138,6 +159,12 @@ def serve(
     passed, and checked again when labels arrive for it; GET /v1/jobs shows where each model
     is. --no-schedule only collects.
 
+    On a DuckDB store the server writes <store>.server.json beside it (its URL, pid and admin
+    token; readable by you only) and removes it when it stops. While it runs, `tripwire run`,
+    `replay`, `labels load`, `calibrate`, `backtest`, `gate` and `digest` on that store send
+    their work to it (/v1/admin); other commands that need the store say that the server owns
+    it. Stop the server with SIGTERM or Ctrl-C.
+
     \b
     Example:
       export TRIPWIRE_INGEST_TOKEN=... TRIPWIRE_READ_TOKEN=...
@@ -151,8 +178,11 @@ def serve(
     configs = _configs(config_paths)
     ingest_token = _token(ingest_token_env, insecure, "ingest")
     read_token = _token(read_token_env, insecure, "read")
+    admin_token = os.environ.get(admin_token_env) or secrets.token_urlsafe(32)
     scheduler = None
+    # Refused, naming the server, when another tripwire serve owns the file.
     store = open_store(next(iter(configs.values())), store_path)
+    announced = None
     try:
         if schedule:
             monitors, failed = _monitors(configs)
@@ -161,22 +191,50 @@ def serve(
             scheduler = Scheduler(
                 monitors, store, threading.Lock(), grace=grace, unscheduled=failed
             )
-        app = create_app(configs, store, ingest_token, read_token, scheduler=scheduler)
+        app = create_app(
+            configs, store, ingest_token, read_token, scheduler=scheduler, admin_token=admin_token
+        )
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+        # Bound and listening before the server file names it: a command that finds the file
+        # can connect at once (it waits in the backlog until the app has started).
+        sock = server.config.bind_socket()
+        sock.listen(server.config.backlog)
         open_to = [role for role, t in (("ingest", ingest_token), ("read", read_token)) if not t]
         if open_to:
             err.print(f"warning: --insecure: {' and '.join(open_to)} endpoints need no token")
         err.print(
             f"collecting for {', '.join(sorted(configs))} into {store.where} "
-            f"on http://{host}:{port} (API docs at /docs)"
+            f"on http://{host}:{sock.getsockname()[1]} (API docs at /docs)"
         )
         if scheduler is not None and scheduler.monitors:
             err.print(
                 f"checking windows of {', '.join(sorted(scheduler.monitors))} "
                 f"{format_duration(grace)} after they close"
             )
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        if is_file_store(store.where):
+            announced = store.where
+            path = write_server_file(announced, _url(sock), admin_token)
+            err.print(f"commands on {store.where} come here through {path}")
+        # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found:
+        # a no-op one lets this function clean up (the server file, the store) and exit 0.
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            with sock:
+                server.run(sockets=[sock])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
+        if announced is not None:
+            remove_server_file(announced)
         store.close()
+
+
+def _url(sock: socket.socket) -> str:
+    """The URL a client on this machine reaches ``sock`` at."""
+    host, port = sock.getsockname()[:2]
+    if ":" in host:  # IPv6
+        return f"http://[{'::1' if host == '::' else host}]:{port}"
+    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
 
 
 @click.group()
@@ -193,7 +251,8 @@ def load(path: Path, config_path: Path, store_path: str | None) -> None:
 
     Labels join their events by event_id; a later label for an event replaces the earlier one.
     Rows that do not validate are quarantined with their row number (1 is the first row after
-    the header) and the rest are stored.
+    the header) and the rest are stored. While `tripwire serve` owns the store, the server
+    stores them.
 
     \b
     Example:
@@ -204,9 +263,10 @@ def load(path: Path, config_path: Path, store_path: str | None) -> None:
     accepted, invalid = validate_labels(config, items)
     # Rows are numbered from 1, as a reader counts them.
     rejected = [r.model_copy(update={"index": r.index + 1}) for r in invalid]
-    with open_store(config, store_path) as store:
-        store.write_labels(accepted)
-        store.quarantine(config.name, f"labels load {path}", rejected)
+    request = tasks.LabelsRequest(
+        model=config.name, source=f"labels load {path}", labels=accepted, rejected=rejected
+    )
+    on_store(config, store_path, tasks.LABELS, request, "storing labels")
     out.print(f"{path}: {len(accepted):,} labels stored, {len(rejected):,} quarantined")
     for r in rejected[:10]:
         out.print(f"  row {r.index}: {r.reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from tripwire import __version__
 from tripwire.config import ModelConfig
 from tripwire.scheduler import Scheduler, SchedulerStatus
+from tripwire.server.admin import admin_router
 from tripwire.server.auth import bearer_guard
 from tripwire.server.body import JSON, NDJSON, BodyError, MediaTypeError, parse_batch
 from tripwire.server.collector import Collector
@@ -50,6 +52,7 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     scheduler: Scheduler | None = None,
+    admin_token: str | None = None,
 ) -> FastAPI:
     """The collector for ``configs`` (by model name), writing to ``store``.
 
@@ -59,11 +62,15 @@ def create_app(
 
     A ``scheduler`` (over the same store) runs while the app does, and ``GET /v1/jobs`` shows
     its state.
+
+    An ``admin_token`` opens ``/v1/admin`` to it: the commands' store work, done on ``store``
+    (see :mod:`tripwire.server.admin`).
     """
     if scheduler is not None and scheduler.store is not store:
         raise ValueError("the scheduler must use the app's store")
-    # The scheduler and the collector share one connection, so they share one lock.
-    collector = Collector(configs, store, scheduler.lock if scheduler else None)
+    # The scheduler, the collector and the admin tasks share one connection, so one lock.
+    lock = scheduler.lock if scheduler else threading.Lock()
+    collector = Collector(configs, store, lock)
     ingest = Depends(bearer_guard(ingest_token, "IngestToken"))
     read = Depends(bearer_guard(read_token, "ReadToken"))
 
@@ -150,6 +157,8 @@ def create_app(
             )
         return scheduler.status()
 
+    if admin_token is not None:
+        app.include_router(admin_router(store, lock, admin_token))
     _document_batches(app)
     return app
 
