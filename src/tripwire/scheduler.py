@@ -85,8 +85,8 @@ class JobRecord:
     """What one pass of the scheduler did with one window of one model.
 
     ``outcome`` is ``checked`` (a window checked for the first time), ``rechecked`` (checked
-    again because labels or late events arrived after it was checked), ``skipped`` (the window has no events,
-    so there was nothing to check) or ``failed`` (``error`` says why).
+    again because labels or late events arrived after it was checked), ``skipped`` (the window
+    has no events, so there was nothing to check) or ``failed`` (``error`` says why).
     """
 
     model: str
@@ -253,7 +253,11 @@ class Scheduler:
                 return None
             start = window_start(first, length)
         skipped = self._skipped_until.get(model)
-        return max(start, skipped) if skipped is not None else start
+        if skipped is not None and skipped > start:
+            # Windows found empty are passed over, unless events have reached one since.
+            first = self.store.first_event(model, start)
+            start = skipped if first is None else min(window_start(first, length), skipped)
+        return start
 
     def _pending(self, model: str, now: datetime) -> list[datetime]:
         start = self._next_start(model)
