@@ -48,7 +48,6 @@ large share of the reading cost without it) and the load average.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import socket
@@ -61,7 +60,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NamedTuple
 
 from tripwire.config import parse_config
@@ -76,10 +74,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # loaded by path (the tests do) rather than run as a script
     sys.path.insert(0, str(HERE))
 from _measure import load_average, machine, machine_lines  # noqa: E402
+from _services import postgres_schema, postgres_server, postgres_version  # noqa: E402
 
 PRODUCE_BATCH = 5_000  # entries per pipeline while filling the stream
 STORES = ("duckdb", "postgres")
-POSTGRES_CLUSTER = HERE.parent / "tests" / "postgres_cluster.py"
 
 
 # --------------------------------------------------------------------------- data
@@ -111,29 +109,6 @@ class TimedCollector(Collector):
 # --------------------------------------------------------------------------- stores
 
 
-def _by_path(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"tripwire_benchmark_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextmanager
-def postgres_server(dsn: str | None) -> Iterator[str]:
-    """``dsn`` as it is, or the DSN of a throwaway cluster started (and stopped) here."""
-    if dsn is not None:
-        yield dsn
-        return
-    cluster = _by_path(POSTGRES_CLUSTER)
-    if cluster.bindir() is None:
-        raise SystemExit(cluster.NOT_INSTALLED)
-    # The default durability (fsync, synchronous commit): what a production server pays.
-    with cluster.running(durable=True) as server:
-        yield server.dsn()
-
-
 STORE_NAMES = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
 
 
@@ -156,30 +131,18 @@ def fresh_store(target: Target, workdir: Path) -> Iterator[Store]:
         with DuckDBStore(workdir / "store.duckdb") as store:
             yield store
         return
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
     from tripwire.store import PostgresStore
 
     assert target.postgres is not None
-    schema = f"tripwire_benchmark_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(target.postgres, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}".encode())
-        try:
-            # The store creates its tables unqualified: in the search path's first schema.
-            dsn = make_conninfo(target.postgres, options=f"-c search_path={schema}")
-            with PostgresStore(dsn) as pg:
-                yield pg
-        finally:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+    with postgres_schema(target.postgres) as dsn, PostgresStore(dsn) as store:
+        yield store
 
 
 def describe(store: Store, target: Target) -> str:
     if target.kind == "duckdb":
         return f"DuckDB {version('duckdb')}, a file in a temporary directory"
-    ((server_version,),) = store.connection.execute("SHOW server_version").fetchall()
     where = "throwaway cluster, loopback, fsync on" if target.started else "--postgres"
-    return f"PostgreSQL {server_version.split()[0]} ({where}), psycopg {version('psycopg')}"
+    return f"PostgreSQL {postgres_version(store)} ({where}), psycopg {version('psycopg')}"
 
 
 def stored_events(store: Store) -> int:

@@ -42,19 +42,23 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from tripwire.config import ModelConfig, parse_config
 from tripwire.demo import scenario
 from tripwire.job import check_windows, derive_incidents, incidents_table
 from tripwire.monitor import Monitor
-from tripwire.store import DuckDBStore
+from tripwire.store import DuckDBStore, Store
 from tripwire.store.events import to_monitor_table
 
 HERE = Path(__file__).resolve().parent
@@ -67,6 +71,7 @@ from _measure import (  # noqa: E402
     proc_status_mb,
     reset_peak_rss,
 )
+from _services import postgres_schema, postgres_server, postgres_version  # noqa: E402
 
 MB = 1024 * 1024
 CONFIG = parse_config(scenario.CONFIG_YAML)
@@ -99,9 +104,12 @@ def _json_of(names: Sequence[str]) -> str:
     return f"to_json(struct_pack({fields}))::VARCHAR"
 
 
-def load_day(store: DuckDBStore, config: ModelConfig, day: pa.Table, labelled: bool) -> None:
-    """One day of logged rows into the store's ``events`` table (and ``labels``, when the
-    day's labels have arrived), as the collector would store their events."""
+def day_rows(
+    config: ModelConfig, day: pa.Table, labelled: bool, now: datetime
+) -> tuple[pa.Table, pa.Table | None]:
+    """One day of logged rows as rows of the store's ``events`` table, and of ``labels`` when
+    the day's labels have arrived: what the collector would store for their events, built by
+    DuckDB (in memory) from the Arrow table."""
     columns = config.columns
     assert columns.id and columns.timestamp and columns.label
     day = day.set_column(
@@ -118,53 +126,110 @@ def load_day(store: DuckDBStore, config: ModelConfig, day: pa.Table, labelled: b
         [
             "$model AS model",
             f"{_quoted(columns.id)}::VARCHAR AS event_id",
-            "NULL AS model_version",
+            "NULL::VARCHAR AS model_version",
             "'production' AS role",
             f"{_quoted(columns.timestamp)} AS ts",
             f"{_json_of(list(columns.features))} AS features",
             f"{_quoted(columns.prediction)}::DOUBLE AS prediction",
-            *(f"{_quoted(n) if n else 'NULL'} AS {role}" for role, n in optional.items()),
+            *(
+                f"{_quoted(name) if name else 'NULL'}::{kind} AS {role}"
+                for (role, name), kind in zip(
+                    optional.items(), ("DOUBLE", "VARCHAR", "DOUBLE"), strict=True
+                )
+            ),
             f"{_json_of(columns.segments)} AS segments",
             "'{}' AS metadata",
             "$now AS received_at",
         ]
     )
-    now = datetime.now(UTC).replace(tzinfo=None)
-    db = store.connection
-    db.register("logged_day", day)
-    try:
-        with store.transaction():
-            db.execute(
-                f"INSERT INTO events SELECT {selected} FROM logged_day",
-                {"model": config.name, "now": now},
-            )
-            if labelled:
-                lag = config.label_lag or timedelta(0)
-                db.execute(
-                    f"INSERT INTO labels SELECT $model, {_quoted(columns.id)}::VARCHAR, "
-                    f"{_quoted(columns.label)}::DOUBLE, {_quoted(columns.timestamp)} + $lag, "
-                    f"$now FROM logged_day",
-                    {"model": config.name, "lag": lag, "now": now},
-                )
-    finally:
-        db.unregister("logged_day")
+    params = {"model": config.name, "now": now}
+    with duckdb.connect() as db:
+        db.register("logged_day", day)
+        events = db.sql(f"SELECT {selected} FROM logged_day", params=params).to_arrow_table()
+        labels = None
+        if labelled:
+            labels = db.sql(
+                f"SELECT $model AS model, {_quoted(columns.id)}::VARCHAR AS event_id, "
+                f"{_quoted(columns.label)}::DOUBLE AS label, "
+                f"{_quoted(columns.timestamp)} + $lag AS labelled_at, $now AS received_at "
+                "FROM logged_day",
+                params={**params, "lag": config.label_lag},
+            ).to_arrow_table()
+    return events, labels
 
 
-def load(path: Path, n_events: int, days: int, seed: int) -> tuple[pa.Table, float, int]:
-    """Generate and load the events (when ``path`` holds none yet); the reference, the
-    seconds loading took and how many days have labels."""
-    data = generate(n_events, days, seed)
-    lag_days = (CONFIG.label_lag or timedelta(0)) // DAY
-    labelled_days = max(0, days - lag_days)
+def _insert(store: Store, table: str, rows: pa.Table) -> None:
+    """Rows (every column, in table order) into ``table``: an Arrow scan into DuckDB, COPY
+    (CSV) into PostgreSQL."""
+    names = ", ".join(rows.column_names)
+    if isinstance(store, DuckDBStore):
+        store.connection.register("new_rows", rows)
+        try:
+            store.connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM new_rows")
+        finally:
+            store.connection.unregister("new_rows")
+        return
+    text = pa.BufferOutputStream()
+    pa_csv.write_csv(rows, text, pa_csv.WriteOptions(include_header=False))
+    connection: Any = store.connection
+    statement = f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(text.getvalue())
+
+
+def load_day(store: Store, config: ModelConfig, day: pa.Table, labelled: bool) -> None:
+    """One day of logged rows into the store, as the collector would store their events."""
+    events, labels = day_rows(config, day, labelled, datetime.now(UTC).replace(tzinfo=None))
+    with store.transaction():
+        _insert(store, "events", events)
+        if labels is not None:
+            _insert(store, "labels", labels)
+
+
+def stored_events(store: Store) -> int:
+    connection: Any = store.connection
+    ((count,),) = connection.execute("SELECT count(*) FROM events").fetchall()
+    return int(count)
+
+
+def load(store: Store, data: scenario.Scenario, n_events: int, labelled_days: int) -> float:
+    """Load the generated days, unless the store holds them already (``--db``); seconds."""
     start = time.perf_counter()
-    with DuckDBStore(path) as store:
-        ((stored,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
-        if stored == 0:
-            for i, (_, day) in enumerate(data.days):
-                load_day(store, CONFIG, day, labelled=i < labelled_days)
-        elif stored != n_events:
-            raise SystemExit(f"{path} holds {stored:,} events, not {n_events:,}: use another")
-    return data.reference, time.perf_counter() - start, labelled_days
+    stored = stored_events(store)
+    if stored == 0:
+        for i, (_, day) in enumerate(data.days):
+            load_day(store, CONFIG, day, labelled=i < labelled_days)
+    elif stored != n_events:
+        raise SystemExit(f"{store.where} holds {stored:,} events, not {n_events:,}: use another")
+    return time.perf_counter() - start
+
+
+@contextmanager
+def open_store(kind: str, path: Path, postgres: str | None) -> Iterator[Store]:
+    """The DuckDB file at ``path``, or a fresh schema in the PostgreSQL database."""
+    if kind == "duckdb":
+        with DuckDBStore(path) as duck:
+            yield duck
+        return
+    from tripwire.store import PostgresStore
+
+    assert postgres is not None
+    with postgres_schema(postgres) as dsn, PostgresStore(dsn) as pg:
+        yield pg
+
+
+def describe(store: Store, postgres_given: bool) -> tuple[str, float]:
+    """The store in words, and the size of what it holds in MB."""
+    if isinstance(store, DuckDBStore):
+        return f"DuckDB {version('duckdb')}, one file", Path(store.path).stat().st_size / MB
+    connection: Any = store.connection
+    ((size,),) = connection.execute(
+        "SELECT pg_total_relation_size('events') + pg_total_relation_size('labels')"
+    ).fetchall()
+    where = "--postgres" if postgres_given else "throwaway cluster, loopback, fsync on"
+    return f"PostgreSQL {postgres_version(store)} ({where}), psycopg {version('psycopg')}", (
+        size / MB
+    )
 
 
 # --------------------------------------------------------------------------- measuring
@@ -191,65 +256,95 @@ class Steps:
 # --------------------------------------------------------------------------- the job
 
 
-def run(n_events: int, days: int, seed: int, db: Path | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = db or Path(tmp) / "store.duckdb"
-        reference, load_s, labelled_days = load(path, n_events, days, seed)
-        monitor = Monitor(CONFIG).fit(reference)
-        del reference
-        store_mb = path.stat().st_size / MB
-        first = datetime.combine(scenario.START, dt.time(), UTC)
-        since, until = first, first + days * DAY
-        with DuckDBStore(path) as store:
-            # Earlier runs' windows and incidents (with --db) go, so every run does the same.
-            for table in ("windows", "metrics", "incidents"):
-                store.connection.execute(f"DELETE FROM {table}")
-            gc.collect()
-            pa.default_memory_pool().release_unused()
-            # Generating and loading peaked at this; each step resets the high-water mark.
-            peak_loading = proc_status_mb("VmHWM")
-            rss_before = proc_status_mb("VmRSS")
-            steps = Steps()
-            load_before = load_average()
-            stored = steps.run("read", lambda: store.events(CONFIG.name, since, until))
-            data = steps.run("parse", lambda: to_monitor_table(CONFIG, stored))
-            checked = steps.run("check", lambda: check_windows(monitor, store, data, CONFIG.window))
+def time_job(store: Store, monitor: Monitor, days: int) -> dict[str, Any]:
+    """What ``tripwire run --since --until`` does over the stored period, step by step."""
+    first = datetime.combine(scenario.START, dt.time(), UTC)
+    since, until = first, first + days * DAY
+    connection: Any = store.connection
+    # Earlier runs' windows and incidents (with --db) go, so every run does the same.
+    for table in ("windows", "metrics", "incidents"):
+        connection.execute(f"DELETE FROM {table}")
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    rss_before = proc_status_mb("VmRSS")
+    steps = Steps()
+    load_before = load_average()
+    stored = steps.run("read", lambda: store.events(CONFIG.name, since, until))
+    data = steps.run("parse", lambda: to_monitor_table(CONFIG, stored))
+    checked = steps.run("check", lambda: check_windows(monitor, store, data, CONFIG.window))
 
-            def alerts() -> list[Any]:
-                incidents, _ = derive_incidents(monitor, store, CONFIG.window)
-                store.save_incidents(CONFIG.name, incidents_table(incidents))
-                return incidents
+    def alerts() -> list[Any]:
+        incidents, _ = derive_incidents(monitor, store, CONFIG.window)
+        store.save_incidents(CONFIG.name, incidents_table(incidents))
+        return incidents
 
-            incidents = steps.run("alerts", alerts)
-            load_after = load_average()
-            read_rows, stored_mb = stored.num_rows, stored.nbytes / MB
-            labelled = data[CONFIG.columns.label].length() - data[CONFIG.columns.label].null_count
+    incidents = steps.run("alerts", alerts)
+    load_after = load_average()
     figures = steps.figures
     total = sum(f["seconds"] or 0.0 for f in figures.values())
-    total_cpu = sum(f["cpu_seconds"] or 0.0 for f in figures.values())
     peaks = [f["peak_rss_mb"] for f in figures.values() if f["peak_rss_mb"] is not None]
+    label = data[CONFIG.columns.label or ""]
     return {
-        "events": n_events,
-        "days": days,
-        "seed": seed,
-        "read_rows": read_rows,
-        "labelled_rows": labelled,
-        "labelled_days": labelled_days,
-        "load_seconds": load_s,
-        "store_mb": store_mb,
-        "stored_arrow_mb": stored_mb,
+        "read_rows": stored.num_rows,
+        "labelled_rows": len(label) - label.null_count,
+        "stored_arrow_mb": stored.nbytes / MB,
         "steps": figures,
         "seconds": total,
-        "cpu_seconds": total_cpu,
-        "events_per_s": read_rows / total,
+        "cpu_seconds": sum(f["cpu_seconds"] or 0.0 for f in figures.values()),
+        "events_per_s": stored.num_rows / total,
         "rss_before_mb": rss_before,
         "peak_rss_mb": max(peaks) if peaks else None,
-        "peak_rss_loading_mb": peak_loading,
         "windows": len(checked),
         "incidents": sorted(f"{i.rule} ({i.severity})" for i in incidents),
-        "machine": machine(["duckdb", "pyarrow", "numpy"]),
         "load_average": {"before": load_before, "after": load_after},
     }
+
+
+def run(
+    n_events: int,
+    days: int,
+    seed: int,
+    kinds: Sequence[str],
+    db: Path | None = None,
+    postgres: str | None = None,
+) -> list[dict[str, Any]]:
+    """Generate, load every store in ``kinds``, then time the job on each in turn."""
+    data = generate(n_events, days, seed)
+    labelled_days = max(0, days - CONFIG.label_lag // DAY)
+    monitor = Monitor(CONFIG).fit(data.reference)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as services:
+        server = None
+        if "postgres" in kinds:
+            server = services.enter_context(postgres_server(postgres))
+        stores = {
+            kind: services.enter_context(open_store(kind, db or Path(tmp) / "store.duckdb", server))
+            for kind in kinds
+        }
+        loaded = {
+            kind: load(store, data, n_events, labelled_days) for kind, store in stores.items()
+        }
+        del data  # the job reads the stores, and its memory is measured without the source
+        # Generating and loading peaked at this; each timed step resets the high-water mark.
+        peak_loading = proc_status_mb("VmHWM")
+        results = []
+        for kind, store in stores.items():
+            name, size_mb = describe(store, postgres is not None)
+            results.append(
+                {
+                    "store_kind": kind,
+                    "store": name,
+                    "events": n_events,
+                    "days": days,
+                    "seed": seed,
+                    "labelled_days": labelled_days,
+                    "load_seconds": loaded[kind],
+                    "store_mb": size_mb,
+                    "peak_rss_loading_mb": peak_loading,
+                    **time_job(store, monitor, days),
+                    "machine": machine(["duckdb", "pyarrow", "numpy"]),
+                }
+            )
+    return results
 
 
 # --------------------------------------------------------------------------- output
@@ -259,6 +354,9 @@ def _mb(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f} MB"
 
 
+STORES = ("duckdb", "postgres")
+STORE_NAMES = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+LOADED_BY = {"duckdb": "INSERT ... SELECT from Arrow", "postgres": "COPY ... (FORMAT csv)"}
 STEP_NOTES = {
     "read": "store.events(): events + labels as Arrow",
     "parse": "to_monitor_table(): JSON features and segments to columns",
@@ -271,10 +369,11 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"tripwire job benchmark: {r['events']:,} stored events of the demo's fraud model over "
         f"{r['days']} daily windows ({r['labelled_rows']:,} labelled, {r['labelled_days']} days), "
-        "DuckDB store",
+        f"{STORE_NAMES[r['store_kind']]} store",
         "",
-        f"loaded in           {r['load_seconds']:.1f} s (not timed: INSERT ... SELECT from Arrow,"
-        f" JSON by DuckDB); store file {r['store_mb']:,.0f} MB",
+        f"store               {r['store']}, {r['store_mb']:,.0f} MB (events and labels)",
+        f"loaded in           {r['load_seconds']:.1f} s (not timed; rows built by DuckDB, then "
+        f"{LOADED_BY[r['store_kind']]})",
         f"RSS before the job  {_mb(r['rss_before_mb'])}",
         "",
         f"{'step':<9}{'wall s':>9}{'CPU s':>9}{'peak RSS':>12}  what",
@@ -305,15 +404,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30, help="daily windows they span")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--store",
+        choices=[*STORES, "both"],
+        default="duckdb",
+        help="the store the events are in (both: one run each)",
+    )
+    parser.add_argument(
         "--db", type=Path, help="a DuckDB file to load once and reuse (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="a PostgreSQL database to use, in a fresh schema (default: a throwaway cluster)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.events < args.days or args.days < 1:
         parser.error("--days must be >= 1 and --events >= --days")
-    result = run(args.events, args.days, args.seed, args.db)
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
-    return 0 if result["read_rows"] == args.events and result["windows"] == args.days else 1
+    kinds = STORES if args.store == "both" else (args.store,)
+    results = run(args.events, args.days, args.seed, kinds, args.db, args.postgres)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        print("\n\n".join(format_report(r) for r in results))
+    ok = all(r["read_rows"] == args.events and r["windows"] == args.days for r in results)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

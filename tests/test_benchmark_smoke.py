@@ -50,6 +50,9 @@ def _script(name: str) -> Iterator[ModuleType]:
 postgres_cluster = _load(
     Path(__file__).with_name("postgres_cluster.py"), "tripwire_test_postgres_cluster"
 )
+needs_postgres = pytest.mark.skipif(
+    postgres_cluster.bindir() is None, reason=postgres_cluster.NOT_INSTALLED
+)
 
 
 @pytest.fixture(scope="module")
@@ -192,10 +195,6 @@ def test_job_benchmark_stores_what_the_collector_would(job: ModuleType, tmp_path
 
 # --------------------------------------------------------------------------- consumers.py
 
-needs_postgres = pytest.mark.skipif(
-    postgres_cluster.bindir() is None, reason=postgres_cluster.NOT_INSTALLED
-)
-
 
 @needs_postgres
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -233,3 +232,17 @@ def test_kafka_consumer_benchmark_into_both_stores(
         assert result["stored_per_s"] > 0
     assert results[1]["store"].startswith("PostgreSQL")
     assert "PostgreSQL" in consumers.format_kafka_report(results[1])
+
+
+@needs_postgres
+def test_job_benchmark_on_both_stores_finds_the_same(
+    job: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg")
+    assert job.main(["--events", "2000", "--days", "10", "--store", "both", "--json"]) == 0
+    duck, pg = json.loads(capsys.readouterr().out)
+    assert (duck["store_kind"], pg["store_kind"]) == ("duckdb", "postgres")
+    assert pg["store"].startswith("PostgreSQL") and "throwaway cluster" in pg["store"]
+    for key in ("read_rows", "labelled_rows", "windows", "incidents"):
+        assert duck[key] == pg[key], key
+    assert "PostgreSQL store" in job.format_report(pg)
