@@ -66,7 +66,10 @@ __all__ = [
     "FeatureType",
     "ModelConfig",
     "Owner",
+    "PerformanceSettings",
+    "Proxy",
     "Runbook",
+    "Segments",
     "Task",
     "TopK",
     "load_config",
@@ -181,6 +184,83 @@ class Columns(_Strict):
         return self
 
 
+class PerformanceSettings(_Strict):
+    """When realized performance gets a verdict.
+
+    A window's performance metrics are judged only once at least ``min_labels`` of its rows are
+    labelled and they are at least ``min_coverage`` of its rows; until then they are shown with
+    status ``insufficient_labels``. Early labels are rarely a fair sample (a chargeback arrives
+    sooner for a blatant fraud), hence the share as well as the count. ``confidence`` is the
+    level of the intervals on performance and proxy metrics.
+    """
+
+    min_labels: PositiveInt = 100
+    min_coverage: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    confidence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
+
+
+class Segments(_Strict):
+    """Which segments are tracked, each with every layer's metrics.
+
+    For each of ``columns`` the ``top`` values by business value in the reference are chosen at
+    fit: the sum of ``value`` (a numeric column; else ``business_value.value_column``; else the
+    row count) per value. ``pinned`` segments (``column=value``) are tracked whether or not they
+    are among the top. A segment with fewer than ``min_rows`` rows in a window gets no verdict.
+    ``columns.segments`` is a short form of ``columns`` here.
+    """
+
+    columns: list[str] = Field(default_factory=list)
+    value: str | None = None
+    top: Annotated[int, Field(ge=0)] = 5
+    pinned: list[str] = Field(default_factory=list)
+    min_rows: PositiveInt = 100
+
+
+ProxyValue = str | bool | float
+
+
+class Proxy(_Strict):
+    """A proxy metric: an aggregation over a logged column, which moves long before labels do.
+
+    Exactly one of ``equals`` (share of rows equal to a value), ``in`` (share of rows with one
+    of several values) and ``mean: true`` (mean of a numeric or boolean column). Rows where the
+    column is null are left out. It is reported as the performance metric ``proxy_<name>``
+    and judged against the reference's value; ``direction`` is the way it gets worse.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    column: str
+    equals: ProxyValue | None = None
+    in_: Annotated[list[ProxyValue], Field(min_length=1)] | None = Field(default=None, alias="in")
+    mean: bool = False
+    direction: Literal["above", "below", "both"] = "both"
+
+    @model_validator(mode="after")
+    def _one_aggregation(self) -> Proxy:
+        given = [self.equals is not None, self.in_ is not None, self.mean]
+        if sum(given) != 1:
+            raise _error_at((), "give exactly one of equals, in and mean: true")
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The metric name rows and alert rules use.
+
+        >>> Proxy(name="blocked_share", column="decision", equals="block").metric
+        'proxy_blocked_share'
+        """
+        return f"proxy_{self.name}"
+
+    @property
+    def values(self) -> list[ProxyValue]:
+        """The values counted by ``equals`` or ``in`` (empty for a mean)."""
+        if self.in_ is not None:
+            return list(self.in_)
+        return [] if self.equals is None else [self.equals]
+
+
 class Runbook(_Strict):
     """What an alert means, what to look at, and who fixes it."""
 
@@ -203,14 +283,15 @@ class AlertRule(_Strict):
     long, and who hears about it.
 
     ``segment: all`` watches the whole population; ``each`` watches it and every tracked
-    segment; a list names segments as ``column=value``. ``direction`` defaults to the way the
+    segment; ``top`` every tracked segment (the top ones and the pinned ones) but not the whole;
+    one ``column=value`` or a list of them names segments. ``direction`` defaults to the way the
     metric gets worse for static thresholds and to both ways for ``threshold_z``.
     """
 
     name: str
     metric: str
     feature_set: Literal["all", "top_quartile_shap"] | TopK | list[str] = "all"
-    segment: Literal["all", "each"] | list[str] = "all"
+    segment: Literal["all", "each", "top"] | list[str] = "all"
     threshold: float | Literal["calibrated"] | None = None
     direction: Literal["above", "below", "both"] | None = None
     threshold_z: float | None = None
@@ -223,6 +304,14 @@ class AlertRule(_Strict):
     min_samples: PositiveInt = 100
     resolve_after: PositiveInt = 2
     floor: float | None = None
+
+    @field_validator("segment", mode="before")
+    @classmethod
+    def _one_segment(cls, value: Any) -> Any:
+        # `segment: user_type=new` is one segment; the keywords stay keywords.
+        if isinstance(value, str) and value not in ("all", "each", "top"):
+            return [value]
+        return value
 
     @model_validator(mode="after")
     def _semantics(self) -> AlertRule:
@@ -375,6 +464,9 @@ class ModelConfig(_Strict):
     reference: str | None = None
     business_value: BusinessValue | None = None
     owners: list[Owner] = Field(default_factory=list)
+    performance: PerformanceSettings = Field(default_factory=PerformanceSettings)
+    segments: Segments = Field(default_factory=Segments)
+    proxies: list[Proxy] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
     # How long raw events are kept; window profiles and metric rows are kept for good.
     retention: Duration | None = None
@@ -401,6 +493,8 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
+        self._check_segments()
+        self._check_proxies()
         if isinstance(self.importance, dict):
             for feature in self.importance:
                 if feature not in self.columns.features:
@@ -419,9 +513,64 @@ class ModelConfig(_Strict):
                 raise _error_at(("severity_routes", severity), f"unknown route {route!r}")
         return self
 
+    def _check_segments(self) -> None:
+        # One list of segment columns, in both places, so code reading either agrees.
+        merged = list(dict.fromkeys([*self.columns.segments, *self.segments.columns]))
+        roles = {column: role for role, column in self.columns.roles().items()}
+        for i, column in enumerate(self.segments.columns):
+            if column in roles:
+                raise _error_at(
+                    ("segments", "columns", i),
+                    f"column {column!r} is both a segment and the {roles[column]}",
+                )
+        self.columns.segments[:] = merged
+        self.segments.columns[:] = merged
+        for i, segment in enumerate(self.segments.pinned):
+            column, sep, value = segment.partition("=")
+            if not sep or not value or column not in merged:
+                raise _error_at(
+                    ("segments", "pinned", i),
+                    f"expected column=value with a segment column, got {segment!r}",
+                )
+
+    def _check_proxies(self) -> None:
+        names: set[str] = set()
+        for i, proxy in enumerate(self.proxies):
+            if proxy.name in names:
+                raise _error_at(("proxies", i, "name"), f"duplicate proxy name {proxy.name!r}")
+            names.add(proxy.name)
+
+    def proxy(self, metric: str) -> Proxy | None:
+        """The declared proxy a metric name (``proxy_<name>``) refers to, if any."""
+        return next((p for p in self.proxies if p.metric == metric), None)
+
+    def _check_proxy_rule(self, at: Loc, rule: AlertRule) -> None:
+        proxy = self.proxy(rule.metric)
+        if proxy is None:
+            declared = ", ".join(p.metric for p in self.proxies) or "none"
+            raise _error_at(
+                (*at, "metric"),
+                f"unknown proxy metric {rule.metric!r}; the config declares {declared}",
+            )
+        static = rule.threshold_z is None and rule.baseline != "reference"
+        if rule.direction is None and static:
+            if proxy.direction == "both":
+                raise _error_at(
+                    (*at, "direction"),
+                    f"a static threshold on {rule.metric} needs direction: above or below "
+                    "(or direction on the proxy)",
+                )
+            rule.direction = proxy.direction
+        elif rule.direction is None and rule.threshold_z is None:
+            rule.direction = proxy.direction
+
     def _check_rule(self, i: int, rule: AlertRule) -> None:
         """What a rule can only be checked against the rest of the config."""
+        from tripwire.layers.catalog import is_proxy  # see AlertRule._semantics
+
         at: Loc = ("alerts", i)
+        if is_proxy(rule.metric):
+            self._check_proxy_rule(at, rule)
         by_importance = rule.feature_set == "top_quartile_shap" or isinstance(
             rule.feature_set, TopK
         )
@@ -437,6 +586,10 @@ class ModelConfig(_Strict):
                     raise _error_at(
                         (*at, "feature_set", j), f"{feature!r} is not in columns.features"
                     )
+        if rule.segment == "top" and not self.columns.segments:
+            raise _error_at(
+                (*at, "segment"), "segment: top needs segment columns (segments.columns)"
+            )
         if isinstance(rule.segment, list):
             for j, segment in enumerate(rule.segment):
                 column, sep, _ = segment.partition("=")
@@ -517,6 +670,16 @@ class ModelConfig(_Strict):
         label_lag: 0d
         window: 1d
         owners: []
+        performance:
+          min_labels: 100
+          min_coverage: 0.3
+          confidence: 0.95
+        segments:
+          columns: []
+          top: 5
+          pinned: []
+          min_rows: 100
+        proxies: []
         alerts: []
         routes:
           console:
@@ -526,7 +689,7 @@ class ModelConfig(_Strict):
           ticket: console
           digest: console
         """
-        data = self.model_dump(mode="json", exclude_none=True)
+        data = self.model_dump(mode="json", exclude_none=True, by_alias=True)
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -598,7 +761,9 @@ def load_rules(path: str | Path, config: ModelConfig) -> ModelConfig:
     root, data = _compose(text, str(path))
     if set(data) != {"alerts"}:
         raise ConfigError(f"{path}:1: expected a mapping with only 'alerts' at the top level")
-    merged = config.model_dump(mode="json", exclude_none=True) | {"alerts": data["alerts"]}
+    merged = config.model_dump(mode="json", exclude_none=True, by_alias=True) | {
+        "alerts": data["alerts"]
+    }
     try:
         replaced = ModelConfig.model_validate(merged)
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from tripwire.layers.cost import cost_rows
 from tripwire.layers.inputs import input_rows
 from tripwire.layers.performance import performance_rows
 from tripwire.layers.predictions import prediction_rows
+from tripwire.layers.proxies import proxy_rows
 from tripwire.layers.rows import MetricRow
 from tripwire.profile import serialize
 from tripwire.profile.categorical import CategoricalBins, CategoricalWindow
@@ -31,6 +32,7 @@ from tripwire.profile.window import (
     profile_table,
 )
 from tripwire.report.model import Histogram, Report
+from tripwire.stats.intervals import z_for
 from tripwire.tabular import to_table
 
 Windows = dict[str, SegmentWindow]
@@ -58,7 +60,8 @@ class Monitor:
     settings
         Binning settings; the defaults follow DESIGN.md.
     min_rows
-        Rows a segment needs in a window, and labelled rows performance needs, for a verdict.
+        Rows a segment needs in a window, and labelled rows performance needs, for a verdict;
+        by default the config's ``segments.min_rows`` and ``performance.min_labels``.
 
     Examples
     --------
@@ -78,7 +81,7 @@ class Monitor:
     """
 
     def __init__(
-        self, config: ModelConfig, *, settings: Settings | None = None, min_rows: int = 100
+        self, config: ModelConfig, *, settings: Settings | None = None, min_rows: int | None = None
     ) -> None:
         self.config = config
         self.settings = settings or Settings()
@@ -122,11 +125,16 @@ class Monitor:
         bins, reference = self._fitted()
         rows: list[MetricRow] = []
         binary = self.config.task == "binary"
+        min_rows = self.config.segments.min_rows if self.min_rows is None else self.min_rows
+        performance = self.config.performance
+        if self.min_rows is not None:
+            performance = performance.model_copy(update={"min_labels": self.min_rows})
+        z = z_for(performance.confidence)
         for segment, current in windows.items():
             ref = reference.get(segment)
             if ref is None:
                 continue
-            if segment != ALL and current.n_rows < self.min_rows:
+            if segment != ALL and current.n_rows < min_rows:
                 rows.append(
                     MetricRow(
                         layer="inputs",
@@ -135,13 +143,14 @@ class Monitor:
                         value=current.n_rows,
                         status="no_data",
                         n=current.n_rows,
-                        reason=f"{current.n_rows} rows, a segment verdict needs {self.min_rows}",
+                        reason=f"{current.n_rows} rows, a segment verdict needs {min_rows}",
                     )
                 )
                 continue
             rows += input_rows(bins, ref, current, segment, self.importance_)
             rows += prediction_rows(ref, current, segment, binary)
-            rows += performance_rows(ref, current, segment, self.min_rows)
+            rows += performance_rows(ref, current, segment, performance)
+            rows += proxy_rows(self.config, ref, current, segment, z)
             rows += cost_rows(ref, current, segment)
         overall = windows.get(ALL)
         return Report(

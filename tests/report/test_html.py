@@ -6,6 +6,7 @@ import re
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +18,7 @@ from tripwire.layers.rows import MetricRow, Status
 from tripwire.report.html import format_number, render_report, render_timeline
 from tripwire.report.model import Histogram
 
-STATUSES: tuple[Status, ...] = ("ok", "watch", "alert", "info", "no_data", "error")
+STATUSES: tuple[Status, ...] = get_args(Status)
 SECTIONS = ("Inputs", "Predictions", "Performance", "Cost & latency")
 TOY_CONFIG = """
 name: toy
@@ -251,3 +252,15 @@ def test_timeline_without_days() -> None:
     page = render_timeline("empty", [])
     _assert_self_contained(page)
     assert "No days." in page
+
+
+def test_performance_rows_show_interval_and_coverage() -> None:
+    row = MetricRow(
+        layer="performance", metric="auc", value=0.81, status="insufficient_labels", n=120,
+        ci_low=0.74, ci_high=0.88, coverage=0.12, reason="120 of 1000 rows labelled",
+    )  # fmt: skip
+    report = Report(model="m", task="binary", n_rows=1000, reference_rows=1, rows=[row])
+    page = render_report(report)
+    assert "[0.74, 0.88]" in page and "120 (12 % labelled)" in page
+    assert ".s-insufficient_labels{" in page or ",.s-insufficient_labels" in page
+    assert '<td class="st s-insufficient_labels">insufficient_labels</td>' in page

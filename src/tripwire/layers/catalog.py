@@ -1,6 +1,9 @@
 """Every canonical metric: its layer, whether it is per feature, and which way is bad.
 
-Alert rules refer to these names; ``tripwire rules check`` rejects any other.
+Alert rules refer to these names; ``tripwire rules check`` rejects any other. Proxy metrics
+(``proxies:`` in the config) are named ``proxy_<name>``: the catalog knows every such name as
+a metric of the performance layer that may move either way, and the config checks that the
+name is one it declares.
 """
 
 from __future__ import annotations
@@ -18,6 +21,31 @@ class MetricInfo:
     layer: Layer
     per_feature: bool
     bad: Bad  # the direction in which the metric gets worse
+
+
+PROXY_PREFIX = "proxy_"
+PROXY = MetricInfo("performance", False, "both")
+
+
+class Catalog(dict[str, MetricInfo]):
+    """The canonical metrics, plus any ``proxy_<name>`` (see the module's docstring)."""
+
+    def __missing__(self, metric: str) -> MetricInfo:
+        if is_proxy(metric):
+            return PROXY
+        raise KeyError(metric)
+
+    def __contains__(self, metric: object) -> bool:
+        return super().__contains__(metric) or (isinstance(metric, str) and is_proxy(metric))
+
+
+def is_proxy(metric: str) -> bool:
+    """Whether ``metric`` names a proxy metric.
+
+    >>> is_proxy("proxy_blocked_share"), is_proxy("auc")
+    (True, False)
+    """
+    return metric.startswith(PROXY_PREFIX) and len(metric) > len(PROXY_PREFIX)
 
 
 def _all(layer: Layer, per_feature: bool, bad: Bad, *names: str) -> dict[str, MetricInfo]:
@@ -68,3 +96,5 @@ CATALOG: dict[str, MetricInfo] = {
     ),
     **_all("cost", False, "above", "p50_ms", "p95_ms", "p99_ms", "error_rate", "cost_per_1k"),
 }
+# Every proxy_<name> resolves too (see the module's docstring).
+CATALOG = Catalog(CATALOG)

@@ -74,6 +74,10 @@ class BinaryPerformance(Additive):
     ece_count: Ints
     ece_prob_sum: Floats
     ece_label_sum: Floats
+    # Sums of squares of the per-row log loss and Brier score, for their confidence intervals;
+    # NaN (unknown) in profiles stored before they were kept, which NaN-poisons a merge.
+    log_loss_sq_sum: float = float("nan")
+    brier_sq_sum: float = float("nan")
 
     @classmethod
     def of(cls, y: Floats, p: Floats, bins: NumericBins, threshold: float) -> Self:
@@ -91,7 +95,8 @@ class BinaryPerformance(Additive):
         )
         eps = np.finfo(np.float64).eps
         clipped = np.clip(p, eps, 1 - eps)
-        log_loss = -np.where(positive, np.log(clipped), np.log1p(-clipped)).sum()
+        log_loss = -np.where(positive, np.log(clipped), np.log1p(-clipped))
+        brier = np.square(p - y)
         # The same bin membership as tripwire.stats.ece, so the two agree exactly.
         slot = np.searchsorted(np.linspace(0.0, 1.0, ECE_BINS + 1)[1:-1], p, side="right")
         return cls(
@@ -99,11 +104,13 @@ class BinaryPerformance(Additive):
             positives=NumericWindow.of(p[positive], bins),
             negatives=NumericWindow.of(p[~positive], bins),
             confusion=confusion,
-            log_loss_sum=float(log_loss),
-            brier_sum=float(np.square(p - y).sum()),
+            log_loss_sum=float(log_loss.sum()),
+            brier_sum=float(brier.sum()),
             ece_count=np.bincount(slot, minlength=ECE_BINS).astype(np.int64),
             ece_prob_sum=np.bincount(slot, weights=p, minlength=ECE_BINS).astype(np.float64),
             ece_label_sum=np.bincount(slot, weights=y, minlength=ECE_BINS).astype(np.float64),
+            log_loss_sq_sum=float(np.square(log_loss).sum()),
+            brier_sq_sum=float(np.square(brier).sum()),
         )
 
     def metrics(self) -> dict[str, float]:
@@ -162,12 +169,19 @@ class RegressionPerformance(Additive):
     abs_error_sum: float
     squared_error_sum: float
     labels: Moments
+    # Sum of the fourth powers of the errors, for RMSE's confidence interval (NaN: unknown).
+    squared_error_sq_sum: float = float("nan")
 
     @classmethod
     def of(cls, y: Floats, prediction: Floats) -> Self:
         error = prediction - y
+        squared = np.square(error)
         return cls(
-            int(y.size), float(np.abs(error).sum()), float(np.square(error).sum()), Moments.of(y)
+            int(y.size),
+            float(np.abs(error).sum()),
+            float(squared.sum()),
+            Moments.of(y),
+            float(np.square(squared).sum()),
         )
 
     def metrics(self) -> dict[str, float]:

@@ -26,6 +26,7 @@ from tripwire.profile.outputs import (
     PredictionWindow,
     RegressionPerformance,
 )
+from tripwire.profile.proxies import ProxyWindow
 from tripwire.profile.quantile_sketch import QuantileSketch
 from tripwire.profile.window import Bins, SegmentWindow, Settings
 
@@ -43,6 +44,7 @@ _CLASSES: dict[str, type] = {
         NumericBins,
         NumericWindow,
         PredictionWindow,
+        ProxyWindow,
         QuantileSketch,
         RegressionPerformance,
         SegmentWindow,

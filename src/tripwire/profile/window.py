@@ -1,9 +1,10 @@
 """Profiles of a whole table: per feature, per output, overall and per segment.
 
-``fit_bins`` learns every feature's bins from the reference; ``profile_table`` turns a table
-into one :class:`SegmentWindow` per segment ("all" plus the reference's top segments), each
-computed on those bins. The reference itself is profiled the same way, so comparing a window
-with the reference is always a comparison of two profiles.
+``fit_bins`` learns every feature's bins and the tracked segments from the reference;
+``profile_table`` turns a table into one :class:`SegmentWindow` per segment ("all" plus the
+tracked segments, see :mod:`tripwire.profile.segments`), each computed on those bins. The
+reference itself is profiled the same way, so comparing a window with the reference is always
+a comparison of two profiles.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 
 from tripwire.config import ModelConfig
 from tripwire.errors import TripwireError
-from tripwire.profile.categorical import CategoricalBins, CategoricalWindow, value_counts
+from tripwire.profile.categorical import CategoricalBins, CategoricalWindow
 from tripwire.profile.numeric import Floats, NumericBins, NumericWindow
 from tripwire.profile.outputs import (
     BinaryPerformance,
@@ -29,7 +30,9 @@ from tripwire.profile.outputs import (
     PredictionWindow,
     RegressionPerformance,
 )
+from tripwire.profile.proxies import ProxyWindow, proxy_values
 from tripwire.profile.quantile_sketch import QuantileSketch
+from tripwire.profile.segments import choose_segments, value_column
 from tripwire.tabular import categorical_values, numeric_values, type_kind
 
 ALL = "all"
@@ -46,7 +49,7 @@ class Settings:
     buckets: int = 10
     grid_size: int = 1000
     max_categories: int = 50
-    top_segments: int = 5
+    top_segments: int = 5  # unused: the config's segments.top; kept for monitors saved before
     n_jobs: int = 0  # 0: one thread per core
 
 
@@ -57,8 +60,11 @@ class Bins:
     features: dict[str, FeatureBins]
     prediction: NumericBins
     column_kinds: dict[str, str]
-    segments: tuple[str, ...]  # "column=value", the reference's most frequent values
+    segments: tuple[str, ...]  # "column=value": the top ones by business value, then pinned
     reference_columns: tuple[str, ...] = ()
+    # Each tracked segment's business value in the reference (its row count without a value
+    # column); empty in monitors saved before segments were chosen by value.
+    segment_values: dict[str, float] = field(default_factory=dict)
 
     def numeric(self, name: str) -> NumericBins:
         bins = self.features[name]
@@ -84,6 +90,7 @@ class SegmentWindow:
     cost: CostWindow | None = None
     # Seconds from prediction to label, over the labelled rows whose label time is known.
     label_lag: QuantileSketch | None = None
+    proxies: dict[str, ProxyWindow] = field(default_factory=dict)  # by proxy name
 
     def __add__(self, other: SegmentWindow) -> SegmentWindow:
         return SegmentWindow(
@@ -95,6 +102,7 @@ class SegmentWindow:
             n_labelled=self.n_labelled + other.n_labelled,
             cost=_merge_optional(self.cost, other.cost),
             label_lag=_merge_optional(self.label_lag, other.label_lag),
+            proxies=_merge_maps(self.proxies, other.proxies),
         )
 
 
@@ -160,17 +168,14 @@ def fit_bins(config: ModelConfig, reference: pa.Table, settings: Settings) -> Bi
 
     names = list(columns.features)
     fitted = _parallel([partial(fit_one, name) for name in names], settings.n_jobs)
-    segments: list[str] = []
-    for column in columns.segments:
-        values, counts, _ = value_counts(_require(reference, column, "segment"))
-        order = np.argsort(-counts, kind="stable")[: settings.top_segments]
-        segments.extend(f"{column}={values[i]}" for i in order)
+    segments = choose_segments(config, reference)
     return Bins(
         features=dict(zip(names, fitted, strict=True)),
         prediction=NumericBins.fit(scores, settings.buckets, settings.grid_size),
         column_kinds={name: type_kind(reference.column(name).type) for name in names},
         segments=tuple(segments),
         reference_columns=tuple(reference.column_names),
+        segment_values=segments,
     )
 
 
@@ -188,6 +193,7 @@ class _Columns:
     errors: np.ndarray | None
     cost: Floats | None
     label_lag: Floats | None  # seconds; NaN where the label or its time is missing
+    proxies: dict[str, Floats]  # per proxy name, each row's number (see profile.proxies)
 
     def take(self, mask: np.ndarray) -> _Columns:
         arrow_mask = pa.array(mask)
@@ -206,6 +212,7 @@ class _Columns:
             errors=sub(self.errors),
             cost=sub(self.cost),
             label_lag=sub(self.label_lag),
+            proxies={k: v[mask] for k, v in self.proxies.items()},
         )
 
 
@@ -238,6 +245,8 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
         *columns.features,
         *columns.roles().values(),
         *columns.segments,
+        *(proxy.column for proxy in config.proxies),
+        *filter(None, [value_column(config)]),
         columns.time_column,
         columns.label_time_column,  # stored events always carry it
     }
@@ -266,6 +275,7 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
         errors=errors,
         cost=optional(columns.cost),
         label_lag=_label_lag(table, columns.time_column, columns.label_time_column),
+        proxies=proxy_values(config, table),
     )
 
 
@@ -363,6 +373,7 @@ def _profile_segment(
         n_labelled=n_labelled,
         cost=cost,
         label_lag=label_lag,
+        proxies={name: ProxyWindow.of(values) for name, values in data.proxies.items()},
     )
 
 

@@ -64,7 +64,7 @@ td.note{color:var(--grey);max-width:28rem}
 .s-ok{color:var(--ok);background:var(--ok-bg)}
 .s-watch{color:var(--watch);background:var(--watch-bg)}
 .s-alert{color:var(--alert);background:var(--alert-bg)}
-.s-info,.s-no_data{color:var(--grey);background:var(--grey-bg)}
+.s-info,.s-no_data,.s-insufficient_labels{color:var(--grey);background:var(--grey-bg)}
 .s-error{color:var(--error);background:var(--error-bg)}
 td.m-watch{color:var(--watch);font-weight:600}td.m-alert{color:var(--alert);font-weight:700}
 td.m-error{color:var(--error);font-weight:600}
@@ -144,7 +144,20 @@ def _value_text(row: MetricRow) -> str:
     text = escape(format_number(row.value))
     if row.bound:
         text += f' <span class="pm">\u00b1{escape(format_number(row.bound, 2))}</span>'
+    if row.ci_low is not None and row.ci_high is not None:
+        low, high = format_number(row.ci_low, 3), format_number(row.ci_high, 3)
+        text += (
+            f' <span class="pm" title="confidence interval">[{escape(low)}, {escape(high)}]</span>'
+        )
     return text
+
+
+def _n_text(row: MetricRow) -> str:
+    """The sample size, with the share of the window labelled for performance rows."""
+    text = format_number(row.n)
+    if row.coverage is not None and row.metric != "label_coverage":
+        text += f" ({100 * row.coverage:.0f} % labelled)"
+    return escape(text)
 
 
 def _segments(rows: Iterable[MetricRow]) -> dict[str, list[MetricRow]]:
@@ -293,7 +306,7 @@ def _metric_row(row: MetricRow, with_feature: bool) -> str:
         f'<td class="num">{_value_text(row)}</td>',
         f'<td class="num">{escape(format_number(row.threshold))}</td>',
         _status_cell(row.status),
-        f'<td class="num">{escape(format_number(row.n))}</td>',
+        f'<td class="num">{_n_text(row)}</td>',
         f'<td class="note">{escape(row.reason or "")}</td>',
     ]
     return "<tr>" + "".join(cells) + "</tr>"

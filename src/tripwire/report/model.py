@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tripwire.layers.rows import LAYERS, SEVERITY, Layer, MetricRow, Status
+from tripwire.layers.rows import LAYERS, SEVERITY, VERDICTS, Layer, MetricRow, Status
 
 
 class Histogram(BaseModel):
@@ -68,13 +68,14 @@ class Report(BaseModel):
     def status(self, layer: Layer | None = None, segment: str | None = "all") -> Status:
         """The worst verdict among the rows of a layer.
 
-        ``no_data`` when the layer has rows but none with a verdict (e.g. no labels yet),
-        ``ok`` when it has no rows at all.
+        ``insufficient_labels`` or ``no_data`` when the layer has rows but none with a verdict
+        (e.g. too few labels yet), ``ok`` when it has no rows at all.
         """
         rows = self.select(layer=layer, segment=segment)
-        judged = [r.status for r in rows if r.status in ("ok", "watch", "alert", "error")]
+        judged = [r.status for r in rows if r.status in VERDICTS]
         if not judged:
-            return "no_data" if any(r.status == "no_data" for r in rows) else "ok"
+            withheld = [r.status for r in rows if r.status in ("insufficient_labels", "no_data")]
+            return min(withheld, key=SEVERITY.__getitem__, default="ok")
         return min(judged, key=SEVERITY.__getitem__)
 
     def flagged(self, segment: str | None = None) -> list[MetricRow]:
