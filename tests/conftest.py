@@ -1,8 +1,9 @@
-"""Fixtures shared across the suite: the stores.
+"""Fixtures shared across the suite: the stores, and an HTTP receiver for alerts.
 
-Tests that take ``store`` (or ``open_store``) run against each store: a DuckDB file, and a
-database in a throwaway PostgreSQL cluster that this session starts (and stops) itself, once,
-whichever directories ask for it (the store suite, the outbox, the end-to-end tests).
+Tests that take ``store`` (or ``open_store``, or ``store_target``) run against each store: a
+DuckDB file, and a database in a throwaway PostgreSQL cluster that this session starts (and
+stops) itself, once, whichever directories ask for it (the store suite, the outbox, the
+end-to-end tests).
 
 The cluster needs Debian's ``postgresql`` package (``.ci/run`` installs it); without it the
 PostgreSQL half of each such test skips and the DuckDB half still runs.
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import glob
 import itertools
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ Store = Any  # DuckDBStore or PostgresStore: the same methods
 Opener = Callable[[], Store]
 
 NOT_INSTALLED = "PostgreSQL is not installed (.ci/run installs it)"
+LOCALHOST = "127.0.0.1"
 
 
 def _bindir() -> Path | None:
@@ -177,6 +182,111 @@ def store(open_store: Opener) -> Iterator[Store]:
 
 
 @pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function giving a TCP port on 127.0.0.1 that nothing listens on right now."""
+    return _free_port
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What ``--store`` takes for a fresh store: a DuckDB file, or a PostgreSQL URI."""
+    if request.param == "duckdb":
+        return str(tmp_path / "store.duckdb")
+    server: Server = request.getfixturevalue("postgres_server")
+    return server.new_uri()
+
+
+@pytest.fixture
 def backend(open_store: Opener, request: pytest.FixtureRequest) -> str:
     """``"duckdb"`` or ``"postgres"``: which store this run of the test has."""
     return str(request.node.callspec.params["open_store"])
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One request as the receiver saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None when the body was not JSON
+
+
+@dataclass
+class HttpReceiver:
+    """A recording HTTP server; statuses are scripted per path (default 200)."""
+
+    url: str
+    requests: list[Request] = field(default_factory=list)
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+    default_status: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, path: str, *statuses: int) -> None:
+        """Answer the next requests to ``path`` with ``statuses``, in order."""
+        with self.lock:
+            self.statuses.setdefault(path, []).extend(statuses)
+
+    def answer(self, path: str, status: int) -> None:
+        """Answer requests to ``path`` with ``status`` once any scripted ones are used up."""
+        self.default_status[path] = status
+
+    def to(self, path: str) -> list[Request]:
+        """The requests received on ``path``."""
+        with self.lock:
+            return [request for request in self.requests if request.path == path]
+
+    def status_for(self, path: str) -> int:
+        with self.lock:
+            scripted = self.statuses.get(path)
+            if scripted:
+                return scripted.pop(0)
+            return self.default_status.get(path, 200)
+
+
+def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            request = Request("POST", self.path, dict(self.headers.items()), body)
+            with receiver.lock:
+                receiver.requests.append(request)
+            status = receiver.status_for(self.path)
+            # Error answers echo the request headers, as some proxies do: the client must
+            # keep such text free of secrets when it reports the failure.
+            reply = b'{"status": "ok"}' if status < 300 else json.dumps(request.headers).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: pytest output stays readable."""
+
+    return Handler
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    """An HTTP receiver on 127.0.0.1 on a port of its own, in a thread."""
+    receiver = HttpReceiver(url="")
+    server = ThreadingHTTPServer((LOCALHOST, 0), _handler(receiver))
+    receiver.url = f"http://{LOCALHOST}:{server.server_address[1]}"
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -255,6 +255,26 @@ def test_a_window_without_events_is_skipped_not_checked(
     assert scheduler.run_due() == []
 
 
+def test_a_window_found_empty_is_checked_once_its_events_arrive(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    """A sender that was down (or a backlog) delivers days after their grace has passed."""
+    _log(store, configs[MODEL], data.days[0][1])
+    clock = Clock(DAY3 + DAY + GRACE)
+    scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+    assert _done(scheduler.run_due()) == [
+        (MODEL, DAY1, "checked"),
+        (MODEL, DAY2, "skipped"),
+        (MODEL, DAY3, "skipped"),
+    ]
+    _log(store, configs[MODEL], data.days[1][1])
+    assert _done(scheduler.run_due()) == [(MODEL, DAY2, "checked"), (MODEL, DAY3, "skipped")]
+    assert scheduler.run_due() == []
+
+
 def test_a_broken_model_records_its_error_and_the_others_still_run(
     store: DuckDBStore,
     data: scenario.Scenario,

@@ -1,12 +1,11 @@
-"""Real receivers on 127.0.0.1 for the delivery tests: HTTP, SMTP and a Prometheus Alertmanager."""
+"""Real receivers on 127.0.0.1 for the delivery tests: SMTP and a Prometheus Alertmanager (the
+HTTP receiver, which the end-to-end tests use too, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -89,96 +87,6 @@ def resolve() -> Callable[[AlertMessage], AlertMessage]:
         return message.model_copy(update={"event": "resolved", "resolved_at": moment})
 
     return resolved
-
-
-# --- HTTP ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    """One request as the receiver saw it."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or None when the body was not JSON
-
-
-@dataclass
-class HttpReceiver:
-    """A recording HTTP server; statuses are scripted per path (default 200)."""
-
-    url: str
-    requests: list[Request] = field(default_factory=list)
-    statuses: dict[str, list[int]] = field(default_factory=dict)
-    default_status: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def script(self, path: str, *statuses: int) -> None:
-        """Answer the next requests to ``path`` with ``statuses``, in order."""
-        with self.lock:
-            self.statuses.setdefault(path, []).extend(statuses)
-
-    def answer(self, path: str, status: int) -> None:
-        """Answer requests to ``path`` with ``status`` once any scripted ones are used up."""
-        self.default_status[path] = status
-
-    def to(self, path: str) -> list[Request]:
-        """The requests received on ``path``."""
-        with self.lock:
-            return [request for request in self.requests if request.path == path]
-
-    def status_for(self, path: str) -> int:
-        with self.lock:
-            scripted = self.statuses.get(path)
-            if scripted:
-                return scripted.pop(0)
-            return self.default_status.get(path, 200)
-
-
-def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-            request = Request("POST", self.path, dict(self.headers.items()), body)
-            with receiver.lock:
-                receiver.requests.append(request)
-            status = receiver.status_for(self.path)
-            # Error answers echo the request headers, as some proxies do: the client must
-            # keep such text free of secrets when it reports the failure.
-            reply = b'{"status": "ok"}' if status < 300 else json.dumps(request.headers).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: pytest output stays readable."""
-
-    return Handler
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    """An HTTP receiver on 127.0.0.1 on a port of its own, in a thread."""
-    receiver = HttpReceiver(url="")
-    server = ThreadingHTTPServer((LOCALHOST, 0), _handler(receiver))
-    receiver.url = f"http://{LOCALHOST}:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 # --- SMTP ----------------------------------------------------------------------------------

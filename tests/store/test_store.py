@@ -752,6 +752,12 @@ def test_first_event_is_the_earliest_production_event_of_the_model(store):
     assert store.first_event("fraud") == T0 + timedelta(minutes=5)  # naive UTC
     assert store.first_event("churn") == T0
     assert store.first_event("nobody") is None
+    # From a moment on: the first at or after it.
+    assert store.first_event("fraud", T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=7)
+    assert store.first_event("fraud", datetime(2024, 5, 1, 2, 8, tzinfo=plus_two)) == (
+        T0 + timedelta(minutes=30)
+    )
+    assert store.first_event("fraud", T0 + timedelta(minutes=31)) is None
 
 
 def test_relabelled_windows_are_those_with_labels_received_after_they_were_checked(store):

@@ -270,11 +270,15 @@ class DuckDBStore:
             params.append(naive_utc(until))
         return self.connection.sql(query + " ORDER BY e.ts", params=params).to_arrow_table()
 
-    def first_event(self, model: str) -> datetime | None:
-        """The timestamp of the model's earliest stored production event (naive UTC)."""
-        ((first,),) = self.connection.execute(
-            "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'", [model]
-        ).fetchall()
+    def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
+        """The timestamp of the model's earliest stored production event (at or after
+        ``since``, when given), naive UTC."""
+        query = "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'"
+        params: list[object] = [model]
+        if since is not None:
+            query += " AND ts >= ?"
+            params.append(naive_utc(since))
+        ((first,),) = self.connection.execute(query, params).fetchall()
         return first  # type: ignore[no-any-return]
 
     def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]:

@@ -476,11 +476,15 @@ class PostgresStore:
             params.append(naive_utc(until))
         return self._table(query + " ORDER BY e.ts", params, EVENTS)
 
-    def first_event(self, model: str) -> datetime | None:
-        """The timestamp of the model's earliest stored production event (naive UTC)."""
-        row = self.connection.execute(
-            "SELECT min(ts) FROM events WHERE model = %s AND role = 'production'", [model]
-        ).fetchone()
+    def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
+        """The timestamp of the model's earliest stored production event (at or after
+        ``since``, when given), naive UTC."""
+        query = "SELECT min(ts) FROM events WHERE model = %s AND role = 'production'"
+        params: list[object] = [model]
+        if since is not None:
+            query += " AND ts >= %s"
+            params.append(naive_utc(since))
+        row = self.connection.execute(query, params).fetchone()
         return None if row is None else row[0]
 
     def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]:
