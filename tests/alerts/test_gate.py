@@ -74,3 +74,39 @@ def test_decision_table(lag: str, incidents: list[Incident], expected: str) -> N
 
 def test_exit_codes_are_distinct() -> None:
     assert sorted(EXIT_CODES.values()) == [0, 10, 20]
+
+
+PROXY = incident("proxy_blocked_share")
+ESTIMATED = incident("estimated_auc")
+
+
+@pytest.mark.parametrize(
+    ("lag", "incidents", "expected"),
+    [
+        # Late labels: a proxy or estimated drop is what confirms drift in time.
+        ("30d", [DRIFT, PROXY], "retrain"),
+        ("30d", [DRIFT, ESTIMATED], "retrain"),
+        ("1d", [DRIFT, PROXY], "retrain"),
+        # Without drift, a proxy or estimate alone never retrains, timely labels or not.
+        ("30d", [PROXY], "investigate"),
+        ("1d", [ESTIMATED], "investigate"),
+        ("30d", [incident("psi", "hour"), PROXY], "investigate"),
+        ("30d", [DRIFT, incident("proxy_blocked_share", resolved=True)], "investigate"),
+        # Label coverage or lag is the label pipeline, not a drop in performance.
+        ("1d", [incident("label_coverage")], "hold"),
+        ("30d", [DRIFT, incident("label_lag_p90_hours")], "investigate"),
+    ],
+)
+def test_proxies_and_estimates_in_the_gate(
+    lag: str, incidents: list[Incident], expected: str
+) -> None:
+    result = decide(config(lag), incidents, IMPORTANCE)
+    assert result.decision == expected
+
+
+def test_gate_names_each_kind_of_evidence() -> None:
+    result = decide(config("30d"), [DRIFT, PROXY, ESTIMATED, DROP], IMPORTANCE)
+    kinds = [reason.split(":")[0] for reason in result.reasons[:-1]]
+    assert kinds == ["drift", "performance", "proxy", "estimated performance"]
+    assert result.performance == [DROP, PROXY, ESTIMATED] and result.drift == [DRIFT]
+    assert "realized performance" in result.reasons[-1]

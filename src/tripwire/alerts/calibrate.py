@@ -76,7 +76,7 @@ def calibrate(
             skip = everywhere | excluded.get((feature, segment), set())
             keep = [t for t, start in enumerate(recent) if start not in skip]
             values = m.value[i, keep]
-            normal = ~np.isnan(values) & (m.n[i, keep] >= rule.min_samples)
+            normal = ~np.isnan(values) & (m.n[i, keep] >= rule.min_samples) & ~m.withheld[i, keep]
             if normal.sum() < MIN_NORMAL_WINDOWS:
                 notes.append(
                     f"{rule.name}: {feature or rule.metric} [{segment}] has {int(normal.sum())} "

@@ -1,9 +1,14 @@
 """Evaluate alert rules over stored metric history and derive incidents.
 
 For each rule the history is pivoted into series × windows matrices (values, sample sizes,
-reference values); the rule's threshold turns them into verdicts and :mod:`policy` turns
-verdicts into incidents. Everything is vectorized over series, so a year of daily windows of
-200 features in 10 segments takes milliseconds per rule.
+reference values, confidence intervals, withheld verdicts); the rule's threshold turns them into
+verdicts and :mod:`policy` turns verdicts into incidents. A row stored without a verdict
+(``insufficient_labels``, ``no_data``) gives its window none under any rule either, and a row
+with a confidence interval breaches only when the whole interval is past the rule's level: a
+value past it whose interval reaches back over it gives the window no verdict.
+
+Everything is vectorized over series, so a year of daily windows of 200 features in 10
+segments takes milliseconds per rule.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from tripwire.layers.thresholds import DEFAULTS
 Floats = NDArray[np.float64]
 # A series without enough trailing history has no z-score.
 MIN_BASELINE_SHARE = 0.5
+# Stored rows with these statuses carry no verdict, whatever their value.
+WITHHELD = ("insufficient_labels", "no_data")
+# The columns of the history the rules read; the last three are optional (older stores).
+_READ = ("window_start", "segment", "feature", "metric", "value", "n", "reference")
+_OPTIONAL = ("status", "ci_low", "ci_high")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,9 @@ class Matrices:
     value: Floats
     n: Floats
     reference: Floats
+    withheld: NDArray[np.bool_]  # stored without a verdict (see WITHHELD)
+    ci_low: Floats  # NaN where the row has no interval
+    ci_high: Floats
 
 
 def split_by_metric(history: pa.Table, metrics: set[str]) -> dict[str, pa.Table]:
@@ -95,9 +108,7 @@ def split_by_metric(history: pa.Table, metrics: set[str]) -> dict[str, pa.Table]
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     names = encoded.dictionary.to_pylist()
     # Only the columns the rules read are copied into each metric's slice.
-    history = history.select(
-        ["window_start", "segment", "feature", "metric", "value", "n", "reference"]
-    )
+    history = history.select([*_READ, *(c for c in _OPTIONAL if c in history.column_names)])
     empty = history.slice(0, 0)
     return {
         metric: history.take(np.flatnonzero(codes == names.index(metric)))
@@ -114,6 +125,8 @@ def pivot(
     rows = rows.filter(pc.is_in(rows["feature"], pa.array(features, pa.string())))
     if rule.segment == "all":
         rows = rows.filter(pc.equal(rows["segment"], "all"))
+    elif rule.segment == "top":
+        rows = rows.filter(pc.not_equal(rows["segment"], "all"))
     elif isinstance(rule.segment, list):
         rows = rows.filter(pc.is_in(rows["segment"], pa.array(rule.segment, pa.string())))
     if rows.num_rows == 0 or not windows:
@@ -136,15 +149,29 @@ def pivot(
 
     def matrix(name: str, fill: float) -> Floats:
         out = np.full(shape, fill)
-        out[series, t] = rows[name].to_numpy(zero_copy_only=False).astype(np.float64)
+        if name in rows.column_names:
+            out[series, t] = rows[name].to_numpy(zero_copy_only=False).astype(np.float64)
         return out
+
+    withheld = np.zeros(shape, dtype=bool)
+    if "status" in rows.column_names:
+        is_withheld = pc.is_in(rows["status"], pa.array(WITHHELD, pa.string()))
+        withheld[series, t] = pc.fill_null(is_withheld, False).to_numpy(zero_copy_only=False)
 
     keys = [
         (str(feature.dictionary[u // n_segments]), str(segment.dictionary[u % n_segments]))
         for u in used
     ]
     value = matrix("value", np.nan)
-    return Matrices(keys, value, np.nan_to_num(matrix("n", 0.0)), matrix("reference", np.nan))
+    return Matrices(
+        keys,
+        value,
+        np.nan_to_num(matrix("n", 0.0)),
+        matrix("reference", np.nan),
+        withheld,
+        matrix("ci_low", np.nan),
+        matrix("ci_high", np.nan),
+    )
 
 
 def direction_of(rule: AlertRule) -> str:
@@ -192,7 +219,8 @@ def verdicts(
     if rule.threshold_z is not None:
         length = rule.baseline_length()
         assert length is not None  # validated at load
-        center, scale = _trailing(m.value, int(length / window))
+        # Values stored without a verdict (too few labels) are no baseline either.
+        center, scale = _trailing(np.where(m.withheld, np.nan, m.value), int(length / window))
         k = rule.threshold_z
     elif rule.baseline == "reference":
         assert isinstance(rule.threshold, float | int)  # validated at load
@@ -206,15 +234,26 @@ def verdicts(
         center, k = np.broadcast_to(limits[:, None], m.value.shape), 0.0
         if direction == "both":  # |value| beyond the limit
             center, k = np.zeros_like(m.value), limits[:, None]
+    # Where a row has a confidence interval, the whole of it must be past the level.
+    low = np.where(np.isnan(m.ci_low), m.value, m.ci_low)
+    high = np.where(np.isnan(m.ci_high), m.value, m.ci_high)
     with np.errstate(invalid="ignore"):
         upper = center + k * scale
         lower = center - k * scale
         above, below = m.value > upper, m.value < lower
-    breach = {"above": above, "below": below, "both": above | below}[direction]
+        surely_above, surely_below = low > upper, high < lower
+    pick = {"above": (above, surely_above), "below": (below, surely_below)}
+    past, surely = pick.get(direction, (above | below, surely_above | surely_below))
     # The level reported is the side that was crossed (the upper one when neither was).
     level = lower if direction == "below" else np.where(below & (direction == "both"), lower, upper)
-    judged = ~np.isnan(m.value) & ~np.isnan(level) & (m.n >= rule.min_samples)
-    return breach & judged, judged, level
+    judged = (
+        ~np.isnan(m.value)
+        & ~np.isnan(level)
+        & (m.n >= rule.min_samples)
+        & ~m.withheld
+        & ~(past & ~surely)  # past the level, but not surely: no verdict either way
+    )
+    return surely & judged, judged, level
 
 
 def evaluate(
