@@ -135,6 +135,13 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
     callback=_grace,
     help="How long after a window ends to wait for late events before checking it.",
 )
+@click.option(
+    "--interval",
+    default="30s",
+    show_default=True,
+    callback=_grace,
+    help="How often to look for windows that have closed (and windows to check again).",
+)
 def serve(
     config_paths: tuple[Path, ...],
     store_path: str | None,
@@ -146,6 +153,7 @@ def serve(
     insecure: bool,
     schedule: bool,
     grace: timedelta,
+    interval: timedelta,
 ) -> None:
     """Collect prediction events and labels over HTTP into the store, and check each model's
     windows as they close.
@@ -189,7 +197,12 @@ def serve(
             for reason in failed.values():
                 err.print(f"warning: not scheduled: {reason}")
             scheduler = Scheduler(
-                monitors, store, threading.Lock(), grace=grace, unscheduled=failed
+                monitors,
+                store,
+                threading.Lock(),
+                grace=grace,
+                interval=interval.total_seconds(),
+                unscheduled=failed,
             )
         app = create_app(
             configs, store, ingest_token, read_token, scheduler=scheduler, admin_token=admin_token
