@@ -126,3 +126,18 @@ def test_error_when_no_feature_column() -> None:
     table = pa.table({"score": [0.5], "label": [1]})
     with pytest.raises(ValueError, match="no feature columns"):
         infer_config(table, "m", "ref.parquet")
+
+
+def test_commented_performance_segments_and_proxies_load_once_uncommented() -> None:
+    text = infer_config(all_roles_table(), name="fraud", reference_path="ref.parquet")
+    lines = text.splitlines()
+    start = lines.index("# performance: {min_labels: 100, min_coverage: 0.3}")
+    end = lines.index("# owners:")
+    block = "\n".join(line.removeprefix("# ") for line in lines[start:end])
+    config = parse_config(text + "\n" + block + "\n")
+    assert config.segments.columns == ["country"] and config.segments.value == "amount"
+    assert [p.metric for p in config.proxies] == [
+        "proxy_blocked_share",
+        "proxy_review_share",
+        "proxy_engaged_7d",
+    ]

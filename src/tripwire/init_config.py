@@ -64,6 +64,21 @@ _IMPORTANCE = """
 """
 
 _FOOTER = """
+# Realized performance gets a verdict once enough of a window is labelled (status
+# insufficient_labels until then). Segments: per column, the top values by the summed value
+# column (else by rows), chosen at fit, plus pinned ones. Proxies move within hours where
+# labels take weeks; rules and the retraining gate use them as proxy_<name>.
+# performance: {min_labels: 100, min_coverage: 0.3}
+# segments:
+#   columns: [country]
+#   value: amount
+#   top: 5
+#   pinned: ["country=DE"]
+#   min_rows: 100
+# proxies:
+#   - {name: blocked_share, column: decision, equals: block, direction: above}
+#   - {name: review_share, column: decision, in: [review, manual], direction: above}
+#   - {name: engaged_7d, column: clicked, mean: true, direction: below}
 # owners:
 #   - name: Your team
 #     contact: team@example.com
