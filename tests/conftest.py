@@ -11,19 +11,18 @@ PostgreSQL half of each such test skips and the DuckDB half still runs.
 
 from __future__ import annotations
 
-import glob
+import importlib.util
 import itertools
 import json
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -33,46 +32,55 @@ from tripwire.store import DuckDBStore
 Store = Any  # DuckDBStore or PostgresStore: the same methods
 Opener = Callable[[], Store]
 
-NOT_INSTALLED = "PostgreSQL is not installed (.ci/run installs it)"
 LOCALHOST = "127.0.0.1"
 
 
-def _bindir() -> Path | None:
-    """The newest installed PostgreSQL's binaries (Debian keeps each major version apart)."""
-    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
-    if not found:
-        on_path = shutil.which("initdb")
-        return Path(on_path).parent if on_path else None
-    newest = max(found, key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
-    return Path(newest).parent
+def _postgres_cluster() -> ModuleType:
+    # By path: with --import-mode=importlib the test directories are not on sys.path (the
+    # benchmarks load the same helper).
+    name = "tripwire_tests_postgres_cluster"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("postgres_cluster.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up by name
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+postgres_cluster = _postgres_cluster()
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((LOCALHOST, 0))
         port: int = probe.getsockname()[1]
         return port
 
 
 @dataclass
 class Server:
-    """A running throwaway cluster: trust authentication, 127.0.0.1 only, one database."""
+    """The session's throwaway cluster (``tests/postgres_cluster.py``), handing each test an
+    empty schema of its own in one database."""
 
-    port: int
-    _names: Iterator[int]
-    dbname: str = "tripwire"
+    cluster: Any  # postgres_cluster.Cluster, loaded by path
+    _names: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def port(self) -> int:
+        return int(self.cluster.port)
+
+    @property
+    def dbname(self) -> str:
+        return str(self.cluster.dbname)
 
     def dsn(self, dbname: str | None = None, schema: str | None = None) -> str:
-        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname or self.dbname}"
-        # The store creates its tables unqualified, so they land in the search path's first
-        # schema: the test's own.
-        return dsn + (f" options='-c search_path={schema}'" if schema else "")
+        return str(self.cluster.dsn(dbname, schema))
 
     def admin(self, statement: str, dbname: str = "postgres") -> None:
-        import psycopg  # only here: the DuckDB half of the suite needs no psycopg
-
-        with psycopg.connect(self.dsn(dbname), autocommit=True) as db:
-            db.execute(statement.encode())
+        self.cluster.admin(statement, dbname)
 
     def new_schema(self) -> str:
         """A schema of its own, empty (a new database would take 0.3 s)."""
@@ -81,80 +89,29 @@ class Server:
         return schema
 
     def new_dsn(self) -> str:
-        """A DSN whose store starts empty."""
+        """A DSN whose store starts empty: the store creates its tables unqualified, so they
+        land in the search path's first schema, the test's own."""
         return self.dsn(schema=self.new_schema())
 
     def new_uri(self) -> str:
         """A ``postgresql://`` URI whose store starts empty, as ``--store`` takes it."""
         return (
-            f"postgresql://postgres@127.0.0.1:{self.port}/{self.dbname}"
+            f"postgresql://postgres@{LOCALHOST}:{self.port}/{self.dbname}"
             f"?options=-csearch_path%3D{self.new_schema()}"
         )
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip(NOT_INSTALLED)
+def postgres_server() -> Iterator[Server]:
+    if postgres_cluster.bindir() is None:
+        pytest.skip(postgres_cluster.NOT_INSTALLED)
     pytest.importorskip("psycopg", reason="psycopg is not installed: pip install '.[test]'")
-    # initdb refuses to run as root; the Debian package's postgres user runs the server then.
-    as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        # Not under pytest's base temp: that is private to root, and any pytest session that
-        # starts meanwhile makes it private again, cutting the server off from its files.
-        root = Path(tempfile.mkdtemp(prefix="tripwire-postgres-"))
-        shutil.chown(root, "postgres", "postgres")
-    else:
-        root = tmp_path_factory.mktemp("postgres")
-    data, log = root / "data", root / "server.log"
-    port = _free_port()
-
-    def run(*command: str) -> None:
-        done = subprocess.run(
-            [*prefix, *command], capture_output=True, text=True, check=False, timeout=60
-        )
-        if done.returncode:
-            server_log = log.read_text() if log.exists() else ""
-            pytest.fail(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}{server_log}")
-
-    started = False
-    try:
-        # --no-sync and fsync=off: a cluster that lives for one test session needs no
-        # durability, and skipping the flushes keeps the many small writes of the tests cheap.
-        run(
-            str(bindir / "initdb"),
-            "-D", str(data),
-            "-U", "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        started = True  # from here on, stop whatever pg_ctl may have left running
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
-        server = Server(port=port, _names=itertools.count())
-        server.admin(f"CREATE DATABASE {server.dbname}")
-        yield server
-    finally:
+    with ExitStack() as stack:
         try:
-            if started:
-                # pg_ctl stops the postmaster whose pid it recorded in the data directory:
-                # the one it started above, nothing else.
-                subprocess.run(
-                    [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                    capture_output=True,
-                    check=False,
-                    timeout=60,
-                )
-        finally:
-            if as_root:
-                shutil.rmtree(root, ignore_errors=True)
+            cluster = stack.enter_context(postgres_cluster.running())
+        except RuntimeError as exc:  # initdb or pg_ctl failed; the message has the server log
+            pytest.fail(str(exc))
+        yield Server(cluster)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

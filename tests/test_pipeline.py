@@ -239,8 +239,9 @@ def test_events_a_consumer_stored_are_checked_by_tripwire_run(
     assert consumer.returncode == 0 and b"stopped:" in log.read_bytes(), log.read_text()
 
     # As cron would run it once the week is over (a DuckDB file is free again by now).
-    run = ["run", "--config", str(tmp_path / "tripwire.yaml"), "--store", store_target]
-    run += ["--since", str(first), "--until", str(first + DAYS * DAY), "--json"]
+    on = ["--config", str(tmp_path / "tripwire.yaml"), "--store", store_target]
+    on += ["--since", str(first), "--until", str(first + DAYS * DAY)]
+    run = ["run", *on, "--json"]
     result = CliRunner().invoke(cli, run)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -252,4 +253,13 @@ def test_events_a_consumer_stored_are_checked_by_tripwire_run(
     # Run again: the same windows, the same incidents, nothing announced twice.
     again = json.loads(CliRunner().invoke(cli, run).output)
     assert (again["windows"], again["announced"]) == (report["windows"], 0)
+    assert _pages(http_receiver) == [(PAGE, "firing")]
+
+    # A replay of the stored days lands in its own namespace and sends nothing.
+    replay = CliRunner().invoke(cli, ["replay", *on])
+    assert replay.exit_code == 0, replay.output
+    assert f"replayed {DAYS} windows" in replay.output
+    with open_store(store_target) as store:
+        replayed = store.incidents(config.name, "replay").to_pylist()
+    assert PAGE in {i["rule"] for i in replayed}
     assert _pages(http_receiver) == [(PAGE, "firing")]
