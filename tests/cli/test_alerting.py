@@ -94,6 +94,24 @@ def test_rules_check_names_the_rule_and_field(tmp_path: Path) -> None:
     assert "tripwire.yaml:5: alerts[0]: threshold_z needs a baseline" in output
 
 
+def test_rules_check_accepts_proxy_and_segment_rules(tmp_path: Path) -> None:
+    config = tmp_path / "tripwire.yaml"
+    head = (
+        "name: m\ntask: binary\ncolumns: {features: {x: numeric}, prediction: p}\n"
+        "segments: {columns: [user]}\n"
+        "proxies: [{name: blocked, column: decision, equals: block, direction: above}]\n"
+        "alerts:\n"
+    )
+    rule = "  - {name: b, metric: proxy_blocked, threshold: 0.1, segment: top, runbook: r}\n"
+    config.write_text(head + rule, encoding="utf-8")
+    code, output = invoke("rules", "check", str(config))
+    assert code == 0, output
+    assert "proxy_blocked in the tracked segments" in output
+    config.write_text(head + rule.replace("proxy_blocked,", "proxy_blockd,"), encoding="utf-8")
+    code, output = invoke("rules", "check", str(config))
+    assert code == 2 and "unknown proxy metric 'proxy_blockd'" in output
+
+
 def test_gate_investigates_drift_without_a_performance_drop(ran: dict[str, Any]) -> None:
     code, output = invoke(
         "gate", "--config", str(ran["config"]), "--store", str(ran["store"]), "--json"

@@ -205,8 +205,10 @@ def rules_check(config_path: Path) -> None:
     for rule in config.alerts:
         features = [f for f in rule_features(rule, config, importance) if f]
         where = f" on {len(features)} features" if CATALOG[rule.metric].per_feature else ""
-        if rule.segment != "all":
-            where += f" in {'each segment' if rule.segment == 'each' else ', '.join(rule.segment)}"
+        if isinstance(rule.segment, list):
+            where += f" in {', '.join(rule.segment)}"
+        elif rule.segment != "all":
+            where += " in each segment" if rule.segment == "each" else " in the tracked segments"
         if rule.threshold_z is not None:
             limit = f"|z| > {rule.threshold_z} against {rule.baseline}"
         elif rule.baseline == "reference":
