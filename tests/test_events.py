@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tripwire.config import parse_config
@@ -13,7 +14,7 @@ from tripwire.demo import scenario
 from tripwire.events import table_to_events, validate_events, validate_labels
 from tripwire.monitor import Monitor
 from tripwire.store import DuckDBStore, events
-from tripwire.store.events import to_monitor_table
+from tripwire.store.events import stored_windows, to_monitor_table
 
 CONFIG = parse_config(scenario.CONFIG_YAML)
 
@@ -166,3 +167,50 @@ def test_a_key_whose_values_change_type_is_read_as_text_across_blocks(
 def test_no_stored_events_give_no_feature_columns() -> None:
     table = to_monitor_table(CONFIG, _stored([]))
     assert table.num_rows == 0 and "amount" not in table.column_names
+
+
+# --------------------------------------------------------------------------- window by window
+
+
+def _store_days(store: DuckDBStore, start: dt.date, first_id: int) -> None:
+    """Three days of the demo's traffic from ``start``, labelled, into the store."""
+    data = scenario.generate(days=3, rows_per_day=200, reference_rows=first_id, start=start)
+    for _, day in data.days:
+        accepted, _ = validate_events(CONFIG, table_to_events(CONFIG, day))
+        store.write_events(accepted)
+        labels, _ = validate_labels(
+            CONFIG,
+            [
+                {"event_id": e.event_id, "model": CONFIG.name, "label": y}
+                for e, y in zip(accepted, day["is_fraud"].to_pylist(), strict=True)
+            ],
+        )
+        store.write_labels(labels[:50])
+
+
+def test_stored_windows_read_a_window_at_a_time_what_one_read_gives() -> None:
+    day = dt.timedelta(days=1)
+    with DuckDBStore(":memory:") as store:
+        _store_days(store, dt.date(2020, 3, 1), first_id=10)  # in the past
+        _store_days(store, dt.date(2999, 3, 1), first_id=100_000)  # beyond the present
+        whole = to_monitor_table(CONFIG, store.events(CONFIG.name))
+        everything = list(stored_windows(store, CONFIG, None, None, day))
+        # A window at a time; the 979 years without events between them cost nothing.
+        assert [t.num_rows for t in everything] == [200] * 6
+        assert pa.concat_tables(everything).equals(whole)
+
+        since, until = dt.datetime(2020, 3, 1, 12), dt.datetime(2020, 3, 3)
+        period = list(stored_windows(store, CONFIG, since, until, day))
+        expected = to_monitor_table(CONFIG, store.events(CONFIG.name, since, until))
+        assert pa.concat_tables(period).equals(expected)
+        first_day, second_day = (t["ts"] for t in period)  # from noon, then a whole day
+        assert pc.min(first_day).as_py() >= since and pc.max(first_day).as_py() < dt.datetime(
+            2020, 3, 2
+        )
+        assert pc.min(second_day).as_py() >= dt.datetime(2020, 3, 2)
+        # Aware bounds are UTC; a period without events gives no table.
+        aware = dt.datetime(2020, 3, 2, tzinfo=dt.UTC)
+        assert sum(t.num_rows for t in stored_windows(store, CONFIG, aware, None, day)) == 1000
+        assert list(stored_windows(store, CONFIG, dt.datetime(2021, 1, 1), until, day)) == []
+    with DuckDBStore(":memory:") as empty:
+        assert list(stored_windows(empty, CONFIG, None, None, day)) == []

@@ -6,7 +6,7 @@ This is what ``tripwire run`` runs; a scheduler calls the same function as windo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +25,7 @@ from tripwire.profile.window import merge_windows
 from tripwire.report.model import Report
 from tripwire.store import Store
 from tripwire.store.common import PRODUCTION
-from tripwire.store.events import to_monitor_table
+from tripwire.store.events import stored_windows
 
 
 @dataclass
@@ -121,14 +121,19 @@ def derive_incidents(
 def run(
     monitor: Monitor,
     store: Store,
-    data: pa.Table,
+    data: pa.Table | Iterable[pa.Table],
     length: timedelta,
     now: datetime | None = None,
     step: Callable[[datetime], None] = lambda _: None,
 ) -> JobResult:
-    """Check the windows in ``data``, then evaluate rules, save incidents and deliver alerts."""
+    """Check the windows in ``data`` (one table, or several read one after another, such as
+    :func:`~tripwire.store.events.stored_windows` gives), then evaluate rules, save incidents
+    and deliver alerts."""
     config = monitor.config
-    checked = check_windows(monitor, store, data, length, step=step)
+    tables = [data] if isinstance(data, pa.Table) else data
+    checked = [
+        done for table in tables for done in check_windows(monitor, store, table, length, step=step)
+    ]
     result = JobResult(windows=[start for start, _ in checked])
     if config.retention is not None:
         result.expired = store.expire_events(config.name, datetime.now(UTC) - config.retention)
@@ -157,11 +162,13 @@ def replay(
     """Run a (new or changed) monitoring config over the stored prediction log of a past
     period, writing windows and incidents to ``namespace`` and sending nothing, so production
     series stay as they are unless ``namespace`` is production."""
-    stored = store.events(monitor.config.name, since, until)
-    if stored.num_rows == 0:
+    checked = [
+        done
+        for data in stored_windows(store, monitor.config, since, until, length)
+        for done in check_windows(monitor, store, data, length, namespace)
+    ]
+    if not checked:
         raise TripwireError("no stored events in that period")
-    data = to_monitor_table(monitor.config, stored)
-    checked = check_windows(monitor, store, data, length, namespace)
     incidents, _ = derive_incidents(monitor, store, length, namespace)
     store.save_incidents(monitor.config.name, incidents_table(incidents, namespace), namespace)
     return [start for start, _ in checked], incidents

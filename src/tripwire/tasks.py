@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from tripwire.job import replay as replay_log
 from tripwire.job import run as run_job
 from tripwire.monitor import Monitor
 from tripwire.store import Store
-from tripwire.store.events import to_monitor_table
+from tripwire.store.events import stored_windows
 
 __all__ = [
     "BACKTEST",
@@ -170,10 +171,12 @@ def run(store: Store, request: RunRequest, note: Note) -> RunResult:
     if request.data is not None:
         logs = pa.ipc.open_stream(request.data).read_all()
     else:
-        stored = store.events(config.name, request.since, request.until)
-        if stored.num_rows == 0:
+        # A window at a time: memory holds one window's events, not the whole period's.
+        windows = stored_windows(store, config, request.since, request.until, request.window)
+        first = next(windows, None)
+        if first is None:
             raise TripwireError("no stored events in that period and no --data given")
-        logs = to_monitor_table(config, stored)
+        logs = itertools.chain([first], windows)
 
     def step(start: datetime) -> None:
         note(f"checked the window of {start:%Y-%m-%d %H:%M}")

@@ -8,6 +8,8 @@ copy of the whole column's text, which at millions of events would be gigabytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +17,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from tripwire.config import ModelConfig
+from tripwire.store.base import Store
+from tripwire.store.common import naive_utc
 
+EPOCH = datetime(1970, 1, 1)
 BLOCK_ROWS = 100_000  # rows parsed at once: bounds the text copied for the reader
 
 
@@ -77,3 +82,34 @@ def to_monitor_table(config: ModelConfig, stored: pa.Table) -> pa.Table:
         for name in expanded.column_names:
             out.setdefault(name, expanded[name])
     return pa.table(out)
+
+
+def _floor(moment: datetime, length: timedelta) -> datetime:
+    """The start of the window of ``length`` holding ``moment`` (naive UTC, epoch-aligned, as
+    the job's windows are)."""
+    return EPOCH + (moment - EPOCH) // length * length
+
+
+def stored_windows(
+    store: Store,
+    config: ModelConfig,
+    since: datetime | None,
+    until: datetime | None,
+    length: timedelta,
+) -> Iterator[pa.Table]:
+    """The stored events of ``[since, until)`` (either may be open), as
+    :func:`to_monitor_table` gives them, one window of ``length`` at a time: a period of any
+    size is checked holding one window's events in memory, not the whole period's.
+
+    Each read starts at the next stored event, so stretches without events cost nothing.
+    """
+    cursor = naive_utc(since) if since is not None else None
+    end = naive_utc(until) if until is not None else None
+    while (first := store.first_event(config.name, cursor)) is not None:
+        if end is not None and first >= end:
+            return
+        stop = _floor(first, length) + length
+        if end is not None:
+            stop = min(stop, end)
+        yield to_monitor_table(config, store.events(config.name, first, stop))
+        cursor = stop
