@@ -160,6 +160,11 @@ def test_job_benchmark_reports_every_step(
         "load average",
     ):
         assert label in out, label
+    assert "read a window at a time" in out
+    # The whole period in one read, as tripwire run read before: the same windows.
+    assert job.main(["--events", "3000", "--days", "3", "--read", "period"]) == 0
+    out = capsys.readouterr().out
+    assert "the whole period in one read" in out and "3 windows checked" in out
 
 
 def test_job_benchmark_json(job: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
