@@ -30,8 +30,8 @@ Cardinality stays low by construction. Drift is exported for the whole populatio
 segment label), for the features that matter: the :data:`TOP_FEATURES` most important ones and
 those a ``page`` or ``ticket`` rule watches, times a few metrics: :data:`DRIFT_METRICS` and the
 per-feature metrics of those rules. The output gauges carry a ``segment`` label, but stored
-segments are already only ``all`` and each segment column's most frequent values in the
-reference (five by default), so a model has at most a few hundred series.
+segments are already only ``all`` and the few segments tracked per segment column (chosen at
+fit from the reference, five by default), so a model has at most a few hundred series.
 
 The server's own health: ``tripwire_collector_events_total{outcome}`` and
 ``tripwire_collector_labels_total{outcome}`` (stored, duplicate, quarantined: what this
@@ -54,6 +54,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as Pending
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,7 +73,7 @@ from tripwire.alerts.outbox import Outbox
 from tripwire.config import AlertRule, ModelConfig
 from tripwire.importance import top_k
 from tripwire.layers.catalog import CATALOG
-from tripwire.scheduler import Scheduler
+from tripwire.scheduler import Scheduler, SchedulerStatus
 from tripwire.server.auth import bearer_guard
 from tripwire.server.collector import Collector
 from tripwire.store import Store
@@ -376,6 +378,11 @@ class StoreMetrics:
         self._snapshot: list[Metric] = []
         self._snapshot_at: float | None = None
         self._store_up = 0.0
+        # The scheduler's status() takes the lock itself, so it is asked on a thread of its own
+        # and waited for as long as the store is; meanwhile the last answer is served.
+        self._asking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tripwire-metrics")
+        self._asked: Future[SchedulerStatus] | None = None
+        self._status: SchedulerStatus | None = None
 
     def describe(self) -> list[Metric]:
         return []  # registering must not read the store
@@ -515,10 +522,9 @@ class StoreMetrics:
             )
 
     def _scheduler_families(self) -> Iterator[Metric]:
-        if self.scheduler is None:
+        status = self._scheduler_status()
+        if status is None:
             return
-        # status() takes the lock itself, once per model.
-        status = self.scheduler.status()
         out = _Families()
         out.add(
             "tripwire_scheduler_running",
@@ -542,6 +548,19 @@ class StoreMetrics:
                     _seconds(jobs.next_due),
                 )
         yield from out.found.values()
+
+    def _scheduler_status(self) -> SchedulerStatus | None:
+        if self.scheduler is None:
+            return None
+        if self._asked is None or self._asked.done():
+            self._asked = self._asking.submit(self.scheduler.status)
+        try:
+            self._status = self._asked.result(timeout=LOCK_WAIT)
+        except Pending:
+            pass  # a job holds the store: the last status it is
+        except Exception:
+            _log.exception("reading the scheduler's status for /metrics failed")
+        return self._status
 
 
 def _exported_rows(rows: pa.Table, drift: DriftSelection) -> pa.Table:
