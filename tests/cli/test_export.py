@@ -89,7 +89,7 @@ def test_each_rule_keeps_its_threshold_persistence_severity_and_runbook(
     # 350 ms in Prometheus's base unit; one window is enough, so no for:.
     latency = rules["latency_p95"]
     assert latency["expr"] == (
-        'tripwire_latency_seconds{model="fraud-detector", quantile="0.95", segment="all"} > 0.35'
+        'tripwire_latency_seconds{model="fraud-detector", percentile="95", segment="all"} > 0.35'
     )
     assert "for" not in latency
 

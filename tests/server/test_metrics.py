@@ -42,6 +42,7 @@ from tripwire.server.metrics import TOP_FEATURES, drift_selection
 from tripwire.store import DuckDBStore
 
 PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
 READ_TOKEN = "read-token-for-metrics"
 INGEST_TOKEN = "ingest-token-for-metrics"
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
@@ -134,21 +135,19 @@ def expected_samples(seeded: Seeded) -> Samples:
             put(f"{base}_value", row["value"], metric=metric, segment=segment)
             put(f"{base}_reference", row["reference"], metric=metric, segment=segment)
         elif lag is not None:
-            quantile = {"50": "0.5", "90": "0.9"}[lag.group(1)]
             put(
                 "tripwire_label_lag_seconds",
                 row["value"] * 3600,
                 segment=segment,
-                quantile=quantile,
+                percentile=lag.group(1),
             )
         elif latency is not None:
-            quantile = {"50": "0.5", "95": "0.95", "99": "0.99"}[latency.group(1)]
             for suffix, value in (("", row["value"]), ("_reference", row["reference"])):
                 put(
                     f"tripwire_latency{suffix}_seconds",
                     None if value is None else value / 1000,
                     segment=segment,
-                    quantile=quantile,
+                    percentile=latency.group(1),
                 )
         elif metric == "error_rate":
             put("tripwire_error_ratio", row["value"], segment=segment)
@@ -264,6 +263,18 @@ def test_gauges_are_the_latest_windows_stored_rows(
     assert one("tripwire_scheduler_failing") == 0
     next_due = latest + 2 * 86400 + 600  # the next window's end plus the 10-minute grace
     assert one("tripwire_scheduler_next_due_timestamp_seconds") == next_due
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is missing")
+def test_promtool_finds_nothing_to_lint_in_the_exposition(
+    app_client: tuple[TestClient, threading.Lock],
+) -> None:
+    client, _ = app_client
+    text = client.get("/metrics", headers=READ).text
+    linted = subprocess.run(
+        [str(PROMTOOL), "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def test_the_collector_counts_what_it_stored_and_quarantined(

@@ -465,7 +465,7 @@ def grafana_dashboard(title: str = "tripwire", uid: str = "tripwire-models") -> 
     )
     g.panel(
         "Label lag",
-        [(f'tripwire_label_lag_seconds{{{_M}, segment="all"}}', "p{{quantile}}")],
+        [(f'tripwire_label_lag_seconds{{{_M}, segment="all"}}', "p{{percentile}}")],
         unit="s",
         w=24,
         h=6,
@@ -474,8 +474,8 @@ def grafana_dashboard(title: str = "tripwire", uid: str = "tripwire-models") -> 
     g.panel(
         "Latency",
         [
-            (f'tripwire_latency_seconds{{{_M}, segment="all"}}', "p{{quantile}}"),
-            (f'tripwire_latency_reference_seconds{{{_M}, segment="all"}}', "p{{quantile}} ref"),
+            (f'tripwire_latency_seconds{{{_M}, segment="all"}}', "p{{percentile}}"),
+            (f'tripwire_latency_reference_seconds{{{_M}, segment="all"}}', "p{{percentile}} ref"),
         ],
         unit="s",
         w=8,

@@ -13,8 +13,8 @@ Metric families and their labels
 ``tripwire_feature_drift{model,feature,metric}``       input drift (psi, null_share, ...)
 ``tripwire_prediction_value{model,metric,segment}``    mean_pred, positive_rate, entropy, score_psi
 ``tripwire_performance_value{model,metric,segment}``   auc, rmse, ..., label_coverage
-``tripwire_label_lag_seconds{model,segment,quantile}`` label lag, quantile 0.5 and 0.9
-``tripwire_latency_seconds{model,segment,quantile}``   latency, quantile 0.5, 0.95 and 0.99
+``tripwire_label_lag_seconds{model,segment,percentile}`` label lag, percentile 50 and 90
+``tripwire_latency_seconds{model,segment,percentile}``   latency, percentile 50, 95 and 99
 ``tripwire_error_ratio{model,segment}``                share of requests with an error status
 ``tripwire_cost_per_1k_predictions{model,segment}``    in the cost column's unit
 =====================================================  ==========================================
@@ -118,7 +118,7 @@ class Family:
     help: str
     unit: str = ""  # Prometheus's base unit, last in the name: seconds, ratio
     value_suffix: str = ""  # the value gauge's last word when there is no unit ("value")
-    fixed: tuple[tuple[str, str], ...] = ()  # labels that name the metric, e.g. the quantile
+    fixed: tuple[tuple[str, str], ...] = ()  # labels that name the metric: the percentile
     scale: float = 1.0  # from tripwire's unit to the base unit (ms to seconds)
     metric_label: bool = False  # whether a ``metric`` label carries tripwire's metric name
 
@@ -145,10 +145,11 @@ class Family:
         return {name: given[name] for name in self.label_names}
 
 
-def _quantile(metric: str) -> tuple[tuple[str, str], ...]:
+def _percentile(metric: str) -> tuple[tuple[str, str], ...]:
     match = _PERCENTILE.search(metric)
     assert match is not None
-    return (("quantile", f"{int(match.group(1)) / 100:g}"),)
+    # Not "quantile": Prometheus keeps that label for summaries, and these are gauges.
+    return (("percentile", match.group(1)),)
 
 
 def family_of(metric: str, layer: str) -> Family:
@@ -174,9 +175,9 @@ def family_of(metric: str, layer: str) -> Family:
         return Family(
             "tripwire_label_lag",
             layer,
-            "How long labels took to arrive, by quantile, in the latest checked window.",
+            "How long labels took to arrive, by percentile, in the latest checked window.",
             unit="seconds",
-            fixed=_quantile(metric),
+            fixed=_percentile(metric),
             scale=3600.0,
         )
     if layer == "performance":
@@ -191,9 +192,9 @@ def family_of(metric: str, layer: str) -> Family:
         return Family(
             "tripwire_latency",
             layer,
-            "Serving latency, by quantile, in the latest checked window.",
+            "Serving latency, by percentile, in the latest checked window.",
             unit="seconds",
-            fixed=_quantile(metric),
+            fixed=_percentile(metric),
             scale=0.001,
         )
     if metric == "error_rate":
