@@ -7,8 +7,10 @@ This is what ``tripwire run`` runs; a scheduler calls the same function as windo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +19,7 @@ import pyarrow.compute as pc
 from tripwire.alerts.engine import Incident, evaluate
 from tripwire.alerts.notify import announcements, refresh_expiring
 from tripwire.alerts.outbox import DeliveryReport, Outbox
-from tripwire.config import AlertRule
+from tripwire.config import AlertRule, ModelConfig
 from tripwire.errors import TripwireError
 from tripwire.monitor import Monitor
 from tripwire.profile import serialize
@@ -36,6 +38,7 @@ class JobResult:
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     refresh_failures: list[str] = field(default_factory=list)
     expired: int = 0  # raw events deleted by the retention policy
+    latest: datetime | None = None  # the latest stored window, once rules were evaluated
 
 
 def window_starts(timestamps: pa.ChunkedArray, length: timedelta) -> np.ndarray:
@@ -125,10 +128,13 @@ def run(
     length: timedelta,
     now: datetime | None = None,
     step: Callable[[datetime], None] = lambda _: None,
+    *,
+    deliver: bool = True,
 ) -> JobResult:
     """Check the windows in ``data`` (one table, or several read one after another, such as
-    :func:`~tripwire.store.events.stored_windows` gives), then evaluate rules, save incidents
-    and deliver alerts."""
+    :func:`~tripwire.store.events.stored_windows` gives), then evaluate rules, save incidents,
+    queue the alerts they imply and (unless ``deliver`` is false: see :func:`send_alerts`)
+    send them."""
     config = monitor.config
     tables = [data] if isinstance(data, pa.Table) else data
     checked = [
@@ -142,12 +148,33 @@ def run(
     store.save_incidents(config.name, incidents_table(incidents))
     if not windows:
         return result
+    result.latest = windows[-1]
     outbox = Outbox(store)
     fired = outbox.fired_keys()
     for msg in announcements(config, incidents, windows[-1], length, fired):
         result.announced += outbox.enqueue(msg, config.routes[msg.route], now=now)
-    result.delivery = outbox.deliver_due(config.routes, now=now)
-    result.refresh_failures = refresh_expiring(config, incidents, windows[-1], length)
+    if deliver:
+        result = send_alerts(config, store, result, length, now)
+    return result
+
+
+def send_alerts(
+    config: ModelConfig,
+    store: Store,
+    result: JobResult,
+    length: timedelta,
+    now: datetime | None = None,
+    lock: AbstractContextManager[Any] | None = None,
+) -> JobResult:
+    """Deliver what :func:`run` queued and keep expiring alerts current.
+
+    Separate so that a server can hold ``lock`` (its store connection's) only for the outbox's
+    statements, not while a channel answers.
+    """
+    if result.latest is None:
+        return result
+    result.delivery = Outbox(store, lock).deliver_due(config.routes, now=now)
+    result.refresh_failures = refresh_expiring(config, result.incidents, result.latest, length)
     return result
 
 

@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tripwire.durations import format_duration
-from tripwire.job import run
+from tripwire.job import run, send_alerts
 from tripwire.monitor import Monitor
 from tripwire.store import Store
 from tripwire.store.events import to_monitor_table
@@ -334,7 +334,7 @@ class Scheduler:
         length = self._length(model)
         # One hold from reading the events to storing the rows: a label stored in between would
         # be older than the window's computed_at yet missing from its rows, and would never
-        # cause a recheck. The job's rule evaluation and delivery use the store too.
+        # cause a recheck. The job's rule evaluation and queueing of alerts use the store too.
         with self.lock:
             stored = self.store.events(model, start, start + length)
             if stored.num_rows == 0:
@@ -343,7 +343,9 @@ class Scheduler:
                 )
                 return JobRecord(model, start, "skipped")
             data = to_monitor_table(monitor.config, stored)
-            result = run(monitor, self.store, data, length, now=now)
+            result = run(monitor, self.store, data, length, now=now, deliver=False)
+        # Sending waits on the channels: ingestion must not wait with it.
+        send_alerts(monitor.config, self.store, result, length, now, self.lock)
         return JobRecord(
             model,
             start,

@@ -13,7 +13,7 @@ import pytest
 
 from tripwire.alerts.channels import DeliveryError, send
 from tripwire.alerts.message import AlertMessage
-from tripwire.alerts.outbox import MAX_ATTEMPTS, DeliveryReport, Outbox, backoff
+from tripwire.alerts.outbox import LEASE, MAX_ATTEMPTS, DeliveryReport, Outbox, backoff
 from tripwire.config import Channel, ConsoleChannel, PagerDutyChannel, WebhookChannel
 from tripwire.store import Store
 
@@ -274,3 +274,82 @@ def test_processes_delivering_from_one_postgres_store_send_each_message_once(
     for path in ("/a", "/b"):
         sent = sorted(r.body["dedup_key"] for r in http_receiver.to(path))
         assert sent == keys  # each message once per channel
+
+
+class RecordingLock:
+    """A lock that remembers whether it was held at each moment a test asks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.acquisitions = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self.acquisitions += 1
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+
+    def held(self) -> bool:
+        return self._lock.locked()
+
+
+def test_the_callers_lock_is_held_for_the_outboxs_statements_never_during_a_send(
+    store: Store, make_message: Make
+) -> None:
+    lock = RecordingLock()
+    outbox = Outbox(store, lock)
+    channels: list[Channel] = [ConsoleChannel(type="console") for _ in range(2)]
+    outbox.enqueue(make_message(), channels, now=T0)
+    held_while_sending: list[bool] = []
+
+    def record(channel: Channel, message: AlertMessage) -> None:
+        held_while_sending.append(lock.held())
+
+    report = outbox.deliver_due({"oncall": channels}, now=T0, send=record)
+    assert report.delivered == 2
+    assert held_while_sending == [False, False]
+    assert lock.acquisitions >= 4  # a claim and an outcome per row
+
+
+def test_a_row_being_sent_is_leased_so_no_one_else_takes_it(
+    store: Store, make_message: Make
+) -> None:
+    outbox = Outbox(store)
+    channels: list[Channel] = [ConsoleChannel(type="console")]
+    outbox.enqueue(make_message(), channels, now=T0)
+    nested: list[DeliveryReport] = []
+
+    def deliver_again_meanwhile(channel: Channel, message: AlertMessage) -> None:
+        # Another delivery pass while this row is in flight: it must not send it too.
+        nested.append(outbox.deliver_due({"oncall": channels}, now=T0, send=send))
+
+    report = outbox.deliver_due({"oncall": channels}, now=T0, send=deliver_again_meanwhile)
+    assert report.delivered == 1
+    assert nested[0].attempted == 0
+    assert outbox.backlog() == 0
+
+
+def test_a_row_whose_sender_died_mid_send_goes_out_once_the_lease_runs_out(
+    store: Store, make_message: Make
+) -> None:
+    channels: list[Channel] = [ConsoleChannel(type="console")]
+    Outbox(store).enqueue(make_message(), channels, now=T0)
+
+    class Died(BaseException):
+        """Stands in for the process being killed between the send and its record."""
+
+    def dies(channel: Channel, message: AlertMessage) -> None:
+        raise Died
+
+    with pytest.raises(Died):
+        Outbox(store).deliver_due({"oncall": channels}, now=T0, send=dies)
+    sent: list[str] = []
+
+    def record(channel: Channel, message: AlertMessage) -> None:
+        sent.append(message.dedup_key)
+
+    early = Outbox(store).deliver_due({"oncall": channels}, now=T0 + LEASE / 2, send=record)
+    assert early.attempted == 0 and sent == []
+    late = Outbox(store).deliver_due({"oncall": channels}, now=T0 + LEASE, send=record)
+    assert late.delivered == 1 and len(sent) == 1

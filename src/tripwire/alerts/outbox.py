@@ -11,14 +11,18 @@ configuration, so secrets stay in the environment; the channel is looked up agai
 time from the routes passed in.
 
 The table is the store's (migration 3), DuckDB or PostgreSQL alike. Several processes may
-deliver from one PostgreSQL store at once (two servers, a server and ``tripwire run``): each
-row is sent inside a transaction that holds a lock on it, and the others skip locked rows, so
-no message goes out twice.
+deliver from one PostgreSQL store at once (two servers, a server and ``tripwire run``): a row is
+claimed in a transaction that locks it (the others skip locked rows) and leased for
+:data:`LEASE`, so nobody else takes it while it is being sent. The send itself happens outside
+any transaction and outside the caller's lock, so a slow channel never holds up ingestion; a
+process that dies mid-send leaves the row to be sent again once the lease runs out (at least
+once, as before any outbox).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -32,6 +36,7 @@ from tripwire.store.base import Store
 
 __all__ = [
     "BASE_BACKOFF",
+    "LEASE",
     "MAX_ATTEMPTS",
     "MAX_BACKOFF",
     "DeliveryReport",
@@ -43,6 +48,8 @@ __all__ = [
 MAX_ATTEMPTS = 12
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
+# Longer than any send can take (each network step of a channel times out after 10 s).
+LEASE = timedelta(minutes=5)
 
 Sender = Callable[[Channel, AlertMessage], None]
 
@@ -143,8 +150,11 @@ def _row(values: tuple[Any, ...]) -> OutboxRow:
 class Outbox:
     """Alert messages waiting for, or done with, delivery, in the store's table ``outbox``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, lock: AbstractContextManager[Any] | None = None) -> None:
+        """``lock`` guards the store's connection where other threads share it (the server's
+        collector and scheduler); it is held for each statement, never during a send."""
         self._store = store
+        self._guard = lock if lock is not None else nullcontext()
         # Only a PostgreSQL store is shared by processes; a DuckDB file has one writer.
         self._lock_claimed = " FOR UPDATE SKIP LOCKED" if store.dialect == "postgres" else ""
 
@@ -185,16 +195,15 @@ class Outbox:
     ) -> DeliveryReport:
         """Try every pending row whose next attempt is due at ``now`` (default: the clock).
 
-        Each row is claimed, sent and its outcome written in one transaction of its own, so a
-        crash part-way never sends a delivered row again, and on PostgreSQL another process
-        delivering at the same time skips the row meanwhile. ``send`` is replaceable only so
-        tests can script failures.
+        Each row is claimed and leased in a transaction, sent with no lock held, and its
+        outcome written afterwards; a delivered row is never sent again. ``send`` is
+        replaceable only so tests can script failures.
         """
         moment = _utc_naive(now)
         report = DeliveryReport()
         after = 0  # ids are claimed in order, so each row is looked at once per pass
         while True:
-            with self._store.transaction():
+            with self._guard, self._store.transaction():
                 row = self._claim(after, moment)
                 if row is None:
                     return report
@@ -204,7 +213,10 @@ class Outbox:
                     # lands.
                     report.held += 1
                     continue
-                self._attempt(row, channels_by_route, moment, send, report)
+                self._store.sql(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", [moment + LEASE, row.id]
+                )
+            self._attempt(row, channels_by_route, moment, send, report)
 
     def pending(self) -> list[OutboxRow]:
         """Rows still to be delivered, oldest first."""
@@ -264,15 +276,19 @@ class Outbox:
         send: Sender,
         report: DeliveryReport,
     ) -> None:
-        """Send one row and record the outcome."""
+        """Send one row (no lock held) and record the outcome."""
+        error = None
         try:
             send(_channel_for(row, channels_by_route), row.message)
         except DeliveryError as exc:
-            self._record_failure(row, str(exc), moment, report)
+            error = str(exc)
         except Exception as exc:
             # Only the type: an unexpected exception's text is not vetted to be free of secrets.
-            self._record_failure(row, f"unexpected {type(exc).__name__}", moment, report)
-        else:
+            error = f"unexpected {type(exc).__name__}"
+        with self._guard:
+            if error is not None:
+                self._record_failure(row, error, moment, report)
+                return
             self._store.sql(
                 "UPDATE outbox SET attempts = attempts + 1, delivered_at = ? WHERE id = ?",
                 [moment, row.id],
