@@ -252,23 +252,27 @@ class DuckDBStore:
         role: str = "production",
     ) -> pa.Table:
         """Stored events in ``[since, until)`` with their labels (null until one arrives)."""
+        where = "model = ? AND role = ?"
+        params: list[object] = [model, role]
+        if since is not None:
+            where += " AND ts >= ?"
+            params.append(naive_utc(since))
+        if until is not None:
+            where += " AND ts < ?"
+            params.append(naive_utc(until))
+        # The period's events first, so that the join hashes them and not every label of the
+        # model: reads are a window at a time, and hashing all labels for each made a day's
+        # read among 10M events and 7.7M labels cost 4x the CPU.
         query = (
+            f"WITH e AS MATERIALIZED (SELECT * FROM events WHERE {where}) "
             "SELECT e.event_id, e.ts, e.prediction, e.latency_ms, e.status, e.cost, "
             "e.features, e.segments, l.label, "
             # When the label became known: as its sender said, else when it reached us.
             "coalesce(l.labelled_at, l.received_at) AS labelled_at "
-            "FROM events e LEFT JOIN labels l "
-            "ON l.model = e.model AND l.event_id = e.event_id "
-            "WHERE e.model = ? AND e.role = ?"
+            "FROM e LEFT JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "
+            "ORDER BY e.ts"
         )
-        params: list[object] = [model, role]
-        if since is not None:
-            query += " AND e.ts >= ?"
-            params.append(naive_utc(since))
-        if until is not None:
-            query += " AND e.ts < ?"
-            params.append(naive_utc(until))
-        return self.connection.sql(query + " ORDER BY e.ts", params=params).to_arrow_table()
+        return self.connection.sql(query, params=params).to_arrow_table()
 
     def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
         """The timestamp of the model's earliest stored production event (at or after
