@@ -6,6 +6,7 @@ either a fresh schema per run.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -61,3 +62,16 @@ def postgres_version(store: Any) -> str:
     """The server's version, as ``SHOW server_version`` gives it (without the build)."""
     ((text,),) = store.connection.execute("SHOW server_version").fetchall()
     return str(text).split()[0]
+
+
+def backend_cpu_seconds(store: Any) -> float | None:
+    """CPU seconds (user + system) so far of the PostgreSQL backend process serving the
+    store's connection; None where its ``/proc`` entry cannot be read (a remote server)."""
+    ((pid,),) = store.connection.execute("SELECT pg_backend_pid()").fetchall()
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of stat(5), utime and stime, in clock ticks; [0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -74,7 +74,12 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # loaded by path (the tests do) rather than run as a script
     sys.path.insert(0, str(HERE))
 from _measure import load_average, machine, machine_lines  # noqa: E402
-from _services import postgres_schema, postgres_server, postgres_version  # noqa: E402
+from _services import (  # noqa: E402
+    backend_cpu_seconds,
+    postgres_schema,
+    postgres_server,
+    postgres_version,
+)
 
 PRODUCE_BATCH = 5_000  # entries per pipeline while filling the stream
 STORES = ("duckdb", "postgres")
@@ -143,6 +148,26 @@ def describe(store: Store, target: Target) -> str:
         return f"DuckDB {version('duckdb')}, a file in a temporary directory"
     where = "throwaway cluster, loopback, fsync on" if target.started else "--postgres"
     return f"PostgreSQL {postgres_version(store)} ({where}), psycopg {version('psycopg')}"
+
+
+def store_cpu(store: Store) -> float | None:
+    """The store's own CPU seconds so far where it runs in a process of its own (PostgreSQL's
+    backend for this connection); None for DuckDB, which runs in this process."""
+    return None if isinstance(store, DuckDBStore) else backend_cpu_seconds(store)
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+def _store_cpu_line(r: dict[str, Any], events: int) -> list[str]:
+    if r["store_cpu_seconds"] is None:
+        return []
+    return [
+        f"PostgreSQL CPU      {r['store_cpu_seconds']:.2f} s, "
+        f"{r['store_cpu_seconds'] / events * 1e6:.1f} us/event (the server process serving "
+        "this consumer; not in the CPU time above)"
+    ]
 
 
 def stored_events(store: Store) -> int:
@@ -225,10 +250,12 @@ def run_redis(
                     server_url, stream, "benchmark", "c1", collector, batch_size=batch, block_ms=1
                 )
                 load_before = load_average()
+                server_cpu = store_cpu(store)
                 wall, cpu = time.perf_counter(), time.process_time()
                 while consumer.stats.entries < n_events:
                     consumer.poll_once()
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                server_cpu = _spent(server_cpu, store_cpu(store))
                 load_after = load_average()
                 consumer.close()
                 stored = stored_events(store)
@@ -249,6 +276,7 @@ def run_redis(
         "stored_per_s": stored / wall,
         "cpu_seconds": cpu,
         "cpu_us_per_event": cpu / n_events * 1e6,
+        "store_cpu_seconds": server_cpu,
         "ingest_share": collector.seconds / wall,
         "stream_mb": stream_mb / 1024 / 1024,
         "server": f"redis-server {server_version}"
@@ -334,6 +362,7 @@ def run_kafka(
             skipped = consumer.stats.messages
             wall = cpu = collector.seconds = 0.0
             load_before = load_average()
+            server_cpu = store_cpu(store)
             while consumer.stats.messages < n_events:
                 if consumer.stats.messages >= produced:
                     produced = _fill(transport, events, produced)
@@ -343,6 +372,7 @@ def run_kafka(
                 wall += time.perf_counter() - round_wall
                 cpu += time.process_time() - round_cpu
             load_after = load_average()
+            server_cpu = _spent(server_cpu, store_cpu(store))
             consumer.close()
             stored = stored_events(store)
             store_name = describe(store, target)
@@ -373,6 +403,7 @@ def run_kafka(
         "stored_per_s": (n_events - skipped) / wall,
         "cpu_seconds": cpu,
         "cpu_us_per_event": cpu / (n_events - skipped) * 1e6,
+        "store_cpu_seconds": server_cpu,
         "ingest_share": collector.seconds / wall,
         "topic_mb": topic_bytes / 1024 / 1024,
         "server": f"{where}; librdkafka {confluent_kafka.libversion()[0]}",
@@ -394,6 +425,7 @@ def format_kafka_report(r: dict[str, Any]) -> str:
         f"throughput          {r['stored_per_s']:,.0f} events/s stored",
         f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
         "(this process, all threads)",
+        *_store_cpu_line(r, r["timed_events"]),
         f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + the store's "
         "transaction); the rest: fetching, JSON decoding, the synchronous offset commit",
         "",
@@ -418,6 +450,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"throughput          {r['stored_per_s']:,.0f} events/s stored",
         f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
         "(this process, all threads)",
+        *_store_cpu_line(r, r["events"]),
         f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + the store's "
         "transaction); the rest: XREADGROUP, JSON decoding, XACK",
         "",

@@ -217,6 +217,7 @@ def test_redis_consumer_benchmark_into_postgres(
         "events/s stored",
         "PostgreSQL",
         "throwaway cluster, loopback, fsync on",
+        "PostgreSQL CPU",
         "machine",
     ):
         assert label in out, label
