@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from tripwire.alerts.digest import Digest, to_markdown
 from tripwire.alerts.engine import Incident, paging_features
-from tripwire.commands.common import out, progress_bar
+from tripwire.commands.common import err, out
 from tripwire.demo import run as demo_run
+from tripwire.demo.findings import Finding, findings
+from tripwire.demo.pipeline import Throughput
 from tripwire.demo.scenario import LABEL_LAG_DAYS
 from tripwire.layers.rows import MetricRow
 from tripwire.report.html import render_timeline
@@ -29,29 +33,45 @@ from tripwire.report.terminal import STYLE
     default=Path("tripwire-demo"),
     show_default=True,
     type=click.Path(path_type=Path),
-    help="Where to write the scenario, the store and the report.",
+    help="Where to write the scenario, the store, the alerts and the report.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def demo(out_dir: Path, as_json: bool) -> None:
     """Run the whole loop on a built-in fraud scenario: 30 days, five incidents.
 
-    Generates a reference and 30 days of traffic (nothing is downloaded), runs the monitoring
-    job each day as production would (labels arrive a week late), evaluates the starter alert
-    rules, prints a day-by-day timeline of the four layers and the incidents opened and
-    resolved with their routes, the weekly digest, and writes an HTML report.
+    Generates a reference and 30 days of traffic (nothing is downloaded) and lives through
+    them as production would: a serving process logs each prediction with tripwire.Logger to a
+    collector on 127.0.0.1, started for the run, which stores it in a DuckDB file; labels
+    arrive a week late; the scheduler checks each day's window when it closes and again when
+    its labels land, evaluates the starter alert rules and delivers alerts through the outbox
+    (the console channel's go to alerts.txt). Prints a day-by-day timeline of the four layers
+    and the incidents opened and resolved with their routes, the weekly digest, and writes an
+    HTML report.
 
     \b
     Example:
       tripwire demo --out /tmp/tripwire-demo
     """
-    with progress_bar(total=31) as progress:
-        task = progress.add_task("generating the scenario", total=31)
+    # Refreshed on each step only: while the scheduler delivers alerts, the run sends stderr
+    # (where the console channel prints) to a file, and a refresh from the progress bar's own
+    # thread would draw the bar in that file.
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        auto_refresh=False,
+    ) as bar:
+        task = bar.add_task("generating the scenario", total=31)
 
         def step(label: str) -> None:
-            progress.update(task, advance=1, description=f"checked {label}")
+            bar.update(task, advance=1, description=f"checked {label}", refresh=True)
 
         result = demo_run.run(out_dir, step)
-    found = demo_run.findings(result.days)
+    found = findings(result.days)
     report_path = out_dir / "report.html"
     report_path.write_text(
         render_timeline(
@@ -64,7 +84,7 @@ def demo(out_dir: Path, as_json: bool) -> None:
         encoding="utf-8",
     )
     if as_json:
-        findings = [
+        listed = [
             {
                 "incident": f.incident,
                 "first_flagged": str(f.first_flagged or ""),
@@ -72,8 +92,15 @@ def demo(out_dir: Path, as_json: bool) -> None:
             }
             for f in found
         ]
-        click.echo(json.dumps({"report": str(report_path), "findings": findings}, indent=2))
+        summary = {
+            "report": str(report_path),
+            "findings": listed,
+            "pipeline": dataclasses.asdict(result.throughput),
+            "alerts": str(out_dir / demo_run.ALERTS),
+        }
+        click.echo(json.dumps(summary, indent=2))
         return
+    _print_pipeline(result.throughput, out_dir)
     monitor = result.monitor
     sent = {(d.until - dt.timedelta(days=1)).date(): d for d in result.digests}
     _print_timeline(result.days, paging_features(monitor.config, monitor.importance_), sent)
@@ -96,6 +123,18 @@ def demo(out_dir: Path, as_json: bool) -> None:
     out.print(
         f"Replay a day: tripwire check --config {out_dir / 'tripwire.yaml'} "
         f"--current {out_dir / 'days' / f'{result.days[11].date}.parquet'}"
+    )
+
+
+def _print_pipeline(throughput: Throughput, out_dir: Path) -> None:
+    t = throughput
+    out.print(
+        f"Pipeline: {t.events:,} predictions (tripwire.Logger) and {t.labels:,} labels "
+        f"({LABEL_LAG_DAYS} days late) went through the collector into "
+        f"{out_dir / 'tripwire.duckdb'}; the scheduler checked {t.checked} windows as they "
+        f"closed and {t.rechecked} again when their labels landed; {t.alerts} alert messages "
+        f"went through the outbox (console channel: {out_dir / demo_run.ALERTS}).",
+        highlight=False,
     )
 
 
@@ -171,7 +210,7 @@ def _print_timeline(
     out.print(table)
 
 
-def _findings_html(found: list[demo_run.Finding]) -> str:
+def _findings_html(found: list[Finding]) -> str:
     items = "".join(
         f"<li><b>{html.escape(f.incident)}</b>: "
         + (f"{f.first_flagged}: {html.escape(f.evidence)}" if f.first_flagged else "not flagged")

@@ -1,8 +1,13 @@
-"""Run the demo scenario day by day, as production would see it, and summarize what was found.
+"""Run the demo scenario day by day through the pipeline, as production would see it, and
+summarize what was found.
 
-Each day the monitoring job checks the new window (its labels have not arrived yet), re-checks
-the window whose labels landed today, and evaluates the alert rules over the stored history:
-the timeline shows the incidents opened and resolved that day and the route each went to.
+Each simulated day the serving process logs its predictions with :class:`tripwire.Logger` to
+the collector, which stores them in the DuckDB file; the labels of the predictions made a lag
+earlier arrive through ``POST /v1/labels``. Then the scheduler's clock moves past midnight and
+its grace period: it checks the day's window (no labels yet) and rechecks the window whose
+labels landed, each time running the monitoring job, which evaluates the alert rules over the
+stored history and delivers the alerts through the outbox. The timeline is read back from the
+store: the day's report, the recheck's performance, and the incidents opened and resolved.
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ from tripwire.alerts.digest import Digest, build_digest
 from tripwire.alerts.engine import Incident
 from tripwire.config import parse_config
 from tripwire.demo import scenario
-from tripwire.job import check_windows, derive_incidents
+from tripwire.demo.pipeline import Throughput, pipeline
+from tripwire.demo.serving import serving_process
+from tripwire.demo.stored import stored_incidents, stored_report
 from tripwire.monitor import Monitor
 from tripwire.report.model import Report
+from tripwire.scheduler import JobRecord
 from tripwire.store import DuckDBStore
 
 DAY = dt.timedelta(days=1)
+ALERTS = "alerts.txt"  # where the console channel's alerts go
 WEEK = 7 * DAY
 
 
@@ -55,6 +64,7 @@ class DemoRun:
     days: list[DemoDay]
     incidents: list[Incident]
     digests: list[Digest]  # one per full week, sent on the week's last day
+    throughput: Throughput  # what went through the pipeline
 
 
 def write_files(out: Path, data: scenario.Scenario) -> None:
@@ -63,100 +73,76 @@ def write_files(out: Path, data: scenario.Scenario) -> None:
     (out / "tripwire.yaml").write_text(scenario.CONFIG_YAML, encoding="utf-8")
     pq.write_table(data.reference, out / "reference.parquet")
     for date, table in data.days:
-        pq.write_table(table, out / "days" / f"{date}.parquet")
+        pq.write_table(table, _day_file(out, date))
+
+
+def _day_file(out: Path, date: dt.date) -> Path:
+    return out / "days" / f"{date}.parquet"
+
+
+def _midnight(date: dt.date) -> dt.datetime:
+    return dt.datetime.combine(date, dt.time(), dt.UTC)
 
 
 def run(out: Path, step: Callable[[str], None] = lambda _: None) -> DemoRun:
     """Generate the scenario, write it under ``out``, and live through it day by day."""
-    data = scenario.generate()
-    write_files(out, data)
-    step("fit")
-    monitor = Monitor(parse_config(scenario.CONFIG_YAML, "demo tripwire.yaml")).fit(data.reference)
-    lag = scenario.LABEL_LAG_DAYS
-    store_path = out / "tripwire.duckdb"
-    store_path.unlink(missing_ok=True)
-    days = []
-    known: dict[str, Incident] = {}
-    with DuckDBStore(store_path) as store:
-        for index, (date, table) in enumerate(data.days):
-            [(_, report)] = check_windows(monitor, store, scenario.without_labels(table), DAY)
-            labelled = None
-            if index >= lag:
-                [(_, labelled)] = check_windows(monitor, store, data.days[index - lag][1], DAY)
-            incidents, _ = derive_incidents(monitor, store, DAY)
-            opened = [i for i in incidents if i.dedup_key not in known]
-            resolved = [
-                i
-                for i in incidents
-                if not i.is_open and i.dedup_key in known and known[i.dedup_key].is_open
-            ]
-            known = {i.dedup_key: i for i in incidents}
-            days.append(DemoDay(date, report, labelled, opened, resolved))
-            step(str(date))
-        history = store.history(monitor.config.name, DAY)
-    first = dt.datetime.combine(data.days[0][0], dt.time())
+    out.mkdir(parents=True, exist_ok=True)
+    with serving_process(out / "tripwire.yaml") as serving:
+        data = scenario.generate()
+        write_files(out, data)
+        step("fit")
+        config = parse_config(scenario.CONFIG_YAML, "demo tripwire.yaml")
+        monitor = Monitor(config).fit(data.reference)
+        lag = scenario.LABEL_LAG_DAYS
+        traffic = [_day_file(out, date) for date, _ in data.days]
+        store_path = out / "tripwire.duckdb"
+        store_path.unlink(missing_ok=True)
+        days: list[DemoDay] = []
+        known: dict[str, Incident] = {}
+        with (
+            DuckDBStore(store_path) as store,
+            (out / ALERTS).open("w", encoding="utf-8") as alerts,
+            pipeline(monitor, store, _midnight(data.days[0][0]), serving, alerts) as loop,
+        ):
+            serving.serve(traffic[0])
+            for index, (date, _) in enumerate(data.days):
+                labelled = data.days[index - lag][1] if index >= lag else None
+                following = traffic[index + 1] if index + 1 < len(traffic) else None
+                records = loop.live(_midnight(date), labelled, following)
+                with loop.scheduler.lock:
+                    day, incidents = _read_day(monitor, store, date, records, known)
+                known = {i.dedup_key: i for i in incidents}
+                days.append(day)
+                step(str(date))
+            with loop.scheduler.lock:
+                history = store.history(config.name, DAY)
+            throughput = loop.throughput
+    first = _midnight(data.days[0][0]).replace(tzinfo=None)
     digests = [
-        build_digest(monitor.config, history, monitor.importance_, incidents, start, start + WEEK)
+        build_digest(config, history, monitor.importance_, incidents, start, start + WEEK)
         for start in (first + k * WEEK for k in range(len(days) // 7))
     ]
-    return DemoRun(monitor, days, incidents, digests)
+    return DemoRun(monitor, days, incidents, digests, throughput)
 
 
-@dataclass(frozen=True)
-class Finding:
-    incident: str
-    first_flagged: dt.date | None
-    evidence: str
-
-
-def findings(days: list[DemoDay]) -> list[Finding]:
-    """For each injected incident, the day tripwire opened an incident for it, and where."""
-
-    def opened(rule: str, **where: str) -> Callable[[DemoDay], list[Incident]]:
-        def pick(day: DemoDay) -> list[Incident]:
-            return [
-                i
-                for i in day.opened
-                if i.rule == rule and all(getattr(i, k) == v for k, v in where.items())
-            ]
-
-        return pick
-
-    checks: list[tuple[str, Callable[[DemoDay], list[Incident]]]] = [
-        (
-            "(a) pipeline breakage, nulls in merchant_risk",
-            opened("null_share_top_features", feature="merchant_risk"),
-        ),
-        (
-            "(b) population shift in distance_km (3 days' persistence)",
-            opened("psi_top_feature_drift", feature="distance_km"),
-        ),
-        (
-            "(c) decay for new users (realized, after the label lag)",
-            opened("segment_performance", segment="user_type=new"),
-        ),
-        ("(d) p95 latency regression", opened("latency_p95")),
-        (
-            "(e) benign spike in session_jitter (low importance: digest, not page)",
-            opened("drift_digest", feature="session_jitter"),
-        ),
+def _read_day(
+    monitor: Monitor,
+    store: DuckDBStore,
+    date: dt.date,
+    records: list[JobRecord],
+    known: dict[str, Incident],
+) -> tuple[DemoDay, list[Incident]]:
+    """The day as the store holds it after the scheduler's pass: its window's report, the
+    report of the window rechecked with the labels that landed, and the incidents that opened
+    or resolved since ``known``."""
+    report = stored_report(monitor, store, _midnight(date))
+    rechecked = [r.window_start for r in records if r.outcome == "rechecked"]
+    labelled = stored_report(monitor, store, max(rechecked)) if rechecked else None
+    incidents = stored_incidents(store, monitor.config.name)
+    opened = [i for i in incidents if i.dedup_key not in known]
+    resolved = [
+        i
+        for i in incidents
+        if not i.is_open and i.dedup_key in known and known[i.dedup_key].is_open
     ]
-    out = []
-    for name, pick in checks:
-        hit = next(((d, i) for d in days for i in pick(d)), None)
-        if hit is None:
-            out.append(Finding(name, None, "not flagged"))
-            continue
-        day, incident = hit
-        value = "—" if incident.value is None else f"{incident.value:.3g}"
-        where = f" on {incident.feature}" if incident.feature else ""
-        segment = f" in {incident.segment}" if incident.segment != "all" else ""
-        out.append(
-            Finding(
-                name,
-                day.date,
-                f"{incident.severity} → {incident.route}: {incident.metric}{where}{segment} = "
-                f"{value}, evidence from {incident.evidence_start:%Y-%m-%d}",
-            )
-        )
-    return out
+    return DemoDay(date, report, labelled, opened, resolved), incidents
