@@ -20,6 +20,7 @@ from tripwire.server.admin import admin_router
 from tripwire.server.auth import bearer_guard
 from tripwire.server.body import JSON, NDJSON, BodyError, MediaTypeError, parse_batch
 from tripwire.server.collector import Collector
+from tripwire.server.metrics import metrics_router
 from tripwire.server.schemas import (
     EventBatch,
     EventIngestResult,
@@ -159,6 +160,7 @@ def create_app(
 
     if admin_token is not None:
         app.include_router(admin_router(store, lock, admin_token))
+    app.include_router(metrics_router(configs, store, lock, read_token, collector, scheduler))
     _document_batches(app)
     return app
 
