@@ -326,6 +326,12 @@ def time_job(store: Store, monitor: Monitor, days: int, mode: str) -> dict[str, 
     read = _period if mode == "period" else _windows
     checked, tables, read_mb = read(store, monitor, since, until, steps)
     peak_checking = proc_status_mb("VmHWM") if reset else None
+    cache_mb = None
+    if isinstance(store, DuckDBStore):  # DuckDB's buffer manager lives in this process
+        ((cached,),) = connection.execute(
+            "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
+        ).fetchall()
+        cache_mb = cached / MB
 
     def alerts() -> list[Any]:
         incidents, _ = derive_incidents(monitor, store, CONFIG.window)
@@ -350,6 +356,7 @@ def time_job(store: Store, monitor: Monitor, days: int, mode: str) -> dict[str, 
         "events_per_s": len(label) / total,
         "rss_before_mb": rss_before,
         "peak_rss_mb": max([*peaks, peak_checking or 0.0]) if reset else None,
+        "duckdb_memory_mb": cache_mb,
         "windows": len(checked),
         "incidents": sorted(f"{i.rule} ({i.severity})" for i in incidents),
         "load_average": {"before": load_before, "after": load_after},
@@ -450,6 +457,14 @@ def format_report(r: dict[str, Any]) -> str:
         "",
         f"throughput          {r['events_per_s']:,.0f} events/s ({r['read_rows']:,} events read)",
         f"largest read        {r['largest_read_mb']:,.0f} MB of stored events as Arrow",
+        *(
+            [
+                f"DuckDB memory       {_mb(r['duckdb_memory_mb'])} held by DuckDB after checking "
+                "(duckdb_memory(): mostly cached blocks of the store, up to its memory_limit)"
+            ]
+            if r["duckdb_memory_mb"] is not None
+            else []
+        ),
         f"peak RSS, loading   {_mb(r['peak_rss_loading_mb'])} (generating and loading, before "
         "the job)",
         f"result              {r['windows']} windows checked, {len(r['incidents'])} incidents: "

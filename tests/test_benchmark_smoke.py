@@ -156,6 +156,7 @@ def test_job_benchmark_reports_every_step(
         "events/s",
         "peak RSS",
         "3 windows checked",
+        "DuckDB memory",
         "machine",
         "load average",
     ):
