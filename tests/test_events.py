@@ -4,6 +4,7 @@ read back from the store checking exactly like the original rows."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,9 +12,16 @@ import pytest
 
 from tripwire.config import parse_config
 from tripwire.demo import scenario
-from tripwire.events import table_to_events, validate_events, validate_labels
+from tripwire.events import (
+    Event,
+    table_to_events,
+    validate_event_columns,
+    validate_events,
+    validate_labels,
+)
 from tripwire.monitor import Monitor
 from tripwire.store import DuckDBStore, events
+from tripwire.store.common import EventRows, event_rows, event_table
 from tripwire.store.events import stored_windows, to_monitor_table
 
 CONFIG = parse_config(scenario.CONFIG_YAML)
@@ -214,3 +222,93 @@ def test_stored_windows_read_a_window_at_a_time_what_one_read_gives() -> None:
         assert list(stored_windows(store, CONFIG, dt.datetime(2021, 1, 1), until, day)) == []
     with DuckDBStore(":memory:") as empty:
         assert list(stored_windows(empty, CONFIG, None, None, day)) == []
+
+
+def _variants(good: dict[str, Any]) -> list[Any]:
+    """``good`` changed in the ways a client might send it, valid or not."""
+    features = good["features"]
+    return [
+        good,
+        {**good, "prediction": "0.25"},
+        {**good, "prediction": 1},
+        {**good, "prediction": True},
+        {**good, "prediction": None},
+        {**good, "prediction": "high"},
+        {**good, "timestamp": "2026-10-01T12:00:00"},
+        {**good, "timestamp": "2026-10-01T12:00:00+02:00"},
+        {**good, "timestamp": "2026-10-01T12:00:00.123456-05:30"},
+        {**good, "timestamp": "2026-10-01T12:00:00Z"},
+        {**good, "timestamp": "2026-10-01"},
+        {**good, "timestamp": 1_790_000_000},
+        {**good, "timestamp": "yesterday"},
+        {**good, "features": {**features, "amount": None, "country": True, "hour": 7}},
+        {**good, "features": {**features, "amount": float("inf")}},
+        {**good, "features": {**features, "unconfigured": "kept"}},
+        {**good, "features": {**features, "amount": {"nested": 1}}},
+        {**good, "features": {**features, "amount": [1, 2]}},
+        {**good, "features": {k: v for k, v in features.items() if k != "amount"}},
+        {**good, "features": "amount=1"},
+        {**good, "model_version": "v2", "role": "shadow"},
+        {**good, "role": "canary"},
+        {**good, "latency_ms": "12.5", "cost": None, "status": None},
+        {**good, "status": 3},
+        {**good, "segments": {"country": "GB"}, "metadata": {"trace": [1, {"x": None}]}},
+        {**good, "segments": {"country": 1}},
+        {**good, "segments": None},
+        {**good, "event_id": ""},
+        {**good, "event_id": "x" * 200},
+        {**good, "event_id": "x" * 201},
+        {**good, "event_id": 123},
+        {**good, "model": "other-model"},
+        {**good, "unknown_field": 1},
+        {k: v for k, v in good.items() if k != "prediction"},
+        {k: v for k, v in good.items() if k not in ("segments", "latency_ms", "status", "cost")},
+        "not an event",
+        None,
+    ]
+
+
+def test_column_validation_accepts_and_stores_exactly_what_event_validation_does(
+    day: pa.Table,
+) -> None:
+    (good,) = table_to_events(CONFIG, day.slice(0, 1))
+    good["timestamp"] = good["timestamp"].isoformat()
+    received = dt.datetime(2026, 11, 1)
+    valid = []
+    for n, item in enumerate(_variants(good)):
+        columns = validate_event_columns(CONFIG, [item])
+        accepted, rejected = validate_events(CONFIG, [item])
+        assert (columns is None) == bool(rejected), (n, item, rejected)
+        if columns is not None:
+            # Stored alike, to the last column: timestamps in UTC, features as JSON.
+            assert (
+                event_table(event_rows(columns), received).to_pylist()
+                == event_table(accepted, received).to_pylist()
+            ), (n, item)
+            valid.append(item)
+    assert len(valid) >= 15
+    # A batch validates whole only when every item does.
+    columns = validate_event_columns(CONFIG, valid)
+    assert columns is not None and len(columns["event_id"]) == len(valid)
+    assert validate_event_columns(CONFIG, [*valid, {**good, "prediction": "high"}]) is None
+
+
+def test_column_validation_knows_every_validator_of_event() -> None:
+    # validate_event_columns applies Event's field types and constraints column by column; a
+    # validator it does not know of would be skipped. (_utc is the store's conversion to UTC.)
+    decorators = Event.__pydantic_decorators__
+    assert set(decorators.field_validators) == {"_utc"}
+    assert not decorators.model_validators and not decorators.root_validators
+
+
+def test_event_rows_read_back_as_the_events_they_hold(day: pa.Table) -> None:
+    accepted, _ = validate_events(CONFIG, table_to_events(CONFIG, day.slice(0, 5)))
+    rows = EventRows.of(accepted)
+    assert len(rows) == 5 and EventRows.of(rows) is rows
+    assert rows[0] == accepted[0] and rows[-1] == accepted[-1]
+    assert list(rows[1:4]) == accepted[1:4] and list(rows[::-2]) == accepted[::-2]
+    with pytest.raises(IndexError):
+        rows[5]
+    both = EventRows.concat([rows[3:], accepted[:1]])
+    assert list(both) == [*accepted[3:], accepted[0]]
+    assert len(EventRows.concat([])) == 0 and len(EventRows.of([])) == 0

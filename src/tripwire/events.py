@@ -7,11 +7,12 @@ malformed event is quarantined with its reason; it never stops the batch it came
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from tripwire.config import ModelConfig
 
@@ -105,6 +106,57 @@ def validate_events(
         else:
             accepted.append(event)
     return accepted, rejected
+
+
+def _list_of(field: FieldInfo) -> TypeAdapter[list[Any]]:
+    """A validator of a list of ``field``'s values: the field's type and constraints, and the
+    model's config, so each value validates exactly as that field of an ``Event`` would."""
+    item = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return TypeAdapter(list[item], config=Event.model_config)  # type: ignore[valid-type]
+
+
+_FIELDS = Event.model_fields
+_COLUMNS = {name: _list_of(field) for name, field in _FIELDS.items()}
+# What a missing optional field becomes (validated like a sent value, which gives the same).
+_DEFAULTS = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in _FIELDS.items()
+    if not field.is_required()
+}
+
+
+def validate_event_columns(
+    config: ModelConfig, items: Sequence[Any]
+) -> dict[str, list[Any]] | None:
+    """When every one of ``items`` is an event that :func:`validate_events` accepts, their
+    validated values field by field (``columns[name][i]`` is item ``i``'s field ``name``),
+    else ``None`` (then ``validate_events`` says which are not, and why).
+
+    Validating a field's values across the batch in one call, with no ``Event`` object per
+    item, is several times faster than validating each item. ``Event`` has one field
+    validator, which moves timestamps to UTC; here they keep their offset (naive ones are UTC)
+    until the store converts them.
+    """
+    # The model forbids unknown fields and only takes dicts here (from JSON, that is all).
+    if not all(type(item) is dict and item.keys() <= _FIELDS.keys() for item in items):
+        return None
+    columns: dict[str, list[Any]] = {}
+    try:
+        for name, adapter in _COLUMNS.items():
+            if name in _DEFAULTS:
+                default = _DEFAULTS[name]
+                values = [item.get(name, default) for item in items]
+            else:
+                values = [item[name] for item in items]
+            columns[name] = adapter.validate_python(values)
+    except (KeyError, ValidationError):
+        return None
+    expected = set(config.columns.features)
+    if any(model != config.name for model in columns["model"]) or not all(
+        expected <= features.keys() for features in columns["features"]
+    ):
+        return None
+    return columns
 
 
 def validate_labels(

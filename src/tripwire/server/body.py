@@ -60,7 +60,7 @@ def _json_batch(raw: bytes, key: str) -> Batch:
     # pydantic-core's parser (which pydantic and FastAPI already ship) is several times faster
     # than the json module, and parsing is a large share of the time spent on a batch.
     try:
-        body = from_json(raw)
+        body = from_json(raw, cache_strings="keys")
     except ValueError as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
     items = body.get(key) if isinstance(body, dict) else None
@@ -75,7 +75,7 @@ def _ndjson_batch(raw: bytes) -> Batch:
         if not line.strip():
             continue  # blank lines (a trailing newline, say) hold no item
         try:
-            batch.items.append(from_json(line))
+            batch.items.append(from_json(line, cache_strings="keys"))
         except ValueError as exc:
             text = line.decode("utf-8", errors="replace")[:PAYLOAD_CHARS]
             batch.unreadable.append(Rejected(index=index, reason=f"not JSON: {exc}", payload=text))

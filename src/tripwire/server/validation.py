@@ -2,31 +2,39 @@
 
 Each model's items are validated with ``tripwire.events.validate_events`` (or
 ``validate_labels``), so the collector accepts and rejects exactly what every other entry point
-does. Because those check one item at a time, a whole model's items are first validated in one
-call through a ``TypeAdapter`` over the list: when all of them pass (the usual case) that is the
-answer; when any fails, the per-item validation runs to say which and why.
+does. Because those check one item at a time, a whole model's items are first validated in bulk
+(events a field at a time with ``validate_event_columns``, labels through a ``TypeAdapter`` over
+the list): when all of them pass (the usual case) that is the answer; when any fails, the
+per-item validation runs to say which and why.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from tripwire.config import ModelConfig
-from tripwire.events import Event, Label, Rejected, validate_events, validate_labels
+from tripwire.events import (
+    Event,
+    Label,
+    Rejected,
+    validate_event_columns,
+    validate_events,
+    validate_labels,
+)
 from tripwire.server.body import PAYLOAD_CHARS
+from tripwire.store.common import EventRows, event_rows
 
 # Where items that name no model the collector knows are quarantined, when they name none.
 UNKNOWN_MODEL = "(unknown)"
 
 Item = TypeVar("Item", Event, Label)
-Validator = Callable[[ModelConfig, list[Any]], tuple[list[Item], list[Rejected]]]
+Validator = Callable[[ModelConfig, list[Any]], tuple[Sequence[Item], list[Rejected]]]
 
-_EVENTS = TypeAdapter(list[Event])
 _LABELS = TypeAdapter(list[Label])
 
 
@@ -34,7 +42,7 @@ _LABELS = TypeAdapter(list[Label])
 class Validated(Generic[Item]):
     """Valid items of a batch, and rejected ones by the model they are quarantined under."""
 
-    accepted: list[Item] = field(default_factory=list)
+    accepted: Sequence[Item] = ()
     rejected: dict[str, list[Rejected]] = field(default_factory=dict)
 
     def reject(self, model: str, rejected: Rejected) -> None:
@@ -45,25 +53,24 @@ def validate_event_batch(
     configs: Mapping[str, ModelConfig], items: Sequence[Any], indices: Sequence[int]
 ) -> Validated[Event]:
     """Events of known models that validate, and the rest with their batch index and reason."""
-    return _validate(configs, items, indices, _events_of_model)
+    return _validate(configs, items, indices, _events_of_model, EventRows.concat)
 
 
 def validate_label_batch(
     configs: Mapping[str, ModelConfig], items: Sequence[Any], indices: Sequence[int]
 ) -> Validated[Label]:
     """Labels of known models that validate, and the rest with their batch index and reason."""
-    return _validate(configs, items, indices, _labels_of_model)
+    return _validate(configs, items, indices, _labels_of_model, _flatten)
 
 
-def _events_of_model(config: ModelConfig, items: list[Any]) -> tuple[list[Event], list[Rejected]]:
-    try:
-        events = _EVENTS.validate_python(items)
-    except ValidationError:
+def _events_of_model(
+    config: ModelConfig, items: list[Any]
+) -> tuple[Sequence[Event], list[Rejected]]:
+    columns = validate_event_columns(config, items)
+    if columns is None:
         return validate_events(config, items)
-    expected = set(config.columns.features)
-    if any(e.model != config.name or not expected <= e.features.keys() for e in events):
-        return validate_events(config, items)
-    return events, []
+    # Laid out for the store here, in parallel with other requests, not in the store's lock.
+    return event_rows(columns), []
 
 
 def _labels_of_model(config: ModelConfig, items: list[Any]) -> tuple[list[Label], list[Rejected]]:
@@ -81,8 +88,10 @@ def _validate(
     items: Sequence[Any],
     indices: Sequence[int],
     validate: Validator[Item],
+    combine: Callable[[list[Sequence[Item]]], Sequence[Item]],
 ) -> Validated[Item]:
     result: Validated[Item] = Validated()
+    accepted: list[Sequence[Item]] = []
     groups: dict[str, tuple[list[Any], list[int]]] = {}
     for item, index in zip(items, indices, strict=True):
         model = item.get("model") if isinstance(item, dict) else None
@@ -95,12 +104,17 @@ def _validate(
         reason = _unroutable(item, model, configs)
         result.reject(quarantine_as, Rejected(index=index, reason=reason, payload=_text(item)))
     for model, (group_items, group_indices) in groups.items():
-        accepted, rejected = validate(configs[model], group_items)
-        result.accepted += accepted
+        valid, rejected = validate(configs[model], group_items)
+        accepted.append(valid)
         for r in rejected:
             # validate_* number items within the model's group; report the batch's index.
             result.reject(model, r.model_copy(update={"index": group_indices[r.index]}))
+    result.accepted = combine(accepted)
     return result
+
+
+def _flatten(parts: Iterable[Sequence[Label]]) -> list[Label]:
+    return [x for part in parts for x in part]
 
 
 def _unroutable(item: Any, model: Any, configs: Mapping[str, ModelConfig]) -> str:

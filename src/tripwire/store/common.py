@@ -10,9 +10,9 @@ caller gets the same column names and types whichever store it talks to.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 from pydantic_core import to_json
@@ -203,6 +203,7 @@ INCIDENTS = _whole("incidents")
 # What the write methods build from their arguments, in table column order.
 _METRIC_ROWS = _result(*(f"metrics.{c}" for c in METRIC_COLUMNS))
 _EVENT_ROWS = _whole("events")
+_EVENT_COLUMNS = _EVENT_ROWS.remove(_EVENT_ROWS.get_field_index("received_at"))
 _LABEL_ROWS = _whole("labels")
 
 
@@ -251,26 +252,86 @@ def _json(value: Any) -> str:
     return to_json(value, fallback=str, inf_nan_mode="null").decode()
 
 
+class EventRows(Sequence[Event]):
+    """Events laid out as rows of table ``events``: every column but ``received_at``, which
+    is filled in when they are written.
+
+    The collector builds these as it validates a batch, outside the store's lock, and joins
+    the batches it commits together without copying them; the stores' ``write_events`` take
+    them like any sequence of events, with nothing left to convert. Indexing gives ``Event``
+    objects, for any other reader.
+    """
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    @classmethod
+    def of(cls, events: Sequence[Event]) -> EventRows:
+        if isinstance(events, EventRows):
+            return events
+        return event_rows({name: [getattr(e, name) for e in events] for name in Event.model_fields})
+
+    @classmethod
+    def concat(cls, parts: Iterable[Sequence[Event]]) -> EventRows:
+        """The events of ``parts``, in order."""
+        tables = [cls.of(part).table for part in parts]
+        if len(tables) == 1:
+            return cls(tables[0])
+        return cls(pa.concat_tables(tables) if tables else _EVENT_COLUMNS.empty_table())
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> EventRows: ...
+
+    def __getitem__(self, index: int | slice) -> Event | EventRows:
+        positions = range(len(self))[index]  # IndexError, negative indices and steps as lists
+        if isinstance(positions, range):
+            return EventRows(self.table.take(pa.array(positions, pa.int64())))
+        row = self.table.slice(positions, 1).to_pylist()[0]
+        row["timestamp"] = row.pop("ts")
+        for name in ("features", "segments", "metadata"):
+            row[name] = json.loads(row[name])
+        return Event.model_validate(row)
+
+
+def event_rows(columns: Mapping[str, Sequence[Any]]) -> EventRows:
+    """Events given field by field (``columns[name]`` holds every event's value of ``Event``
+    field ``name``), already valid, as rows of table ``events``."""
+    # Arrow stores an aware timestamp as UTC and a naive one as it is, as naive_utc does.
+    return EventRows(
+        pa.Table.from_pydict(
+            {
+                "model": columns["model"],
+                "event_id": columns["event_id"],
+                "model_version": columns["model_version"],
+                "role": columns["role"],
+                "ts": columns["timestamp"],
+                "features": [_json(x) for x in columns["features"]],
+                "prediction": columns["prediction"],
+                "latency_ms": columns["latency_ms"],
+                "status": columns["status"],
+                "cost": columns["cost"],
+                # Mostly empty: skip the encoder for those.
+                "segments": [_json(x) if x else "{}" for x in columns["segments"]],
+                "metadata": [_json(x) if x else "{}" for x in columns["metadata"]],
+            },
+            schema=_EVENT_COLUMNS,
+        )
+    )
+
+
 def event_table(events: Sequence[Event], received_at: datetime) -> pa.Table:
     """Events as rows of table ``events``, every column in table order."""
-    return pa.Table.from_pydict(
-        {
-            "model": [e.model for e in events],
-            "event_id": [e.event_id for e in events],
-            "model_version": [e.model_version for e in events],
-            "role": [e.role for e in events],
-            "ts": [naive_utc(e.timestamp) for e in events],
-            "features": [_json(e.features) for e in events],
-            "prediction": [e.prediction for e in events],
-            "latency_ms": [e.latency_ms for e in events],
-            "status": [e.status for e in events],
-            "cost": [e.cost for e in events],
-            "segments": [_json(e.segments) for e in events],
-            "metadata": [_json(e.metadata) for e in events],
-            "received_at": [received_at] * len(events),
-        },
-        schema=_EVENT_ROWS,
-    )
+    rows = EventRows.of(events).table
+    received = pa.repeat(pa.scalar(received_at, TIMESTAMP), rows.num_rows)
+    return rows.append_column(_EVENT_ROWS.field("received_at"), received)
 
 
 def label_table(labels: Sequence[Label], received_at: datetime) -> pa.Table:

@@ -205,13 +205,14 @@ class DuckDBStore:
         db = self.connection
         db.register("new_events", table)
         try:
-            inserted = db.execute(
-                "INSERT INTO events SELECT * FROM new_events ON CONFLICT DO NOTHING "
-                "RETURNING event_id"
+            # The count DuckDB answers an INSERT with leaves out the rows the conflict skipped
+            # (ids already stored, or repeated in the batch): cheaper than RETURNING them.
+            ((inserted,),) = db.execute(
+                "INSERT INTO events SELECT * FROM new_events ON CONFLICT DO NOTHING"
             ).fetchall()
         finally:
             db.unregister("new_events")
-        return len(inserted)
+        return int(inserted)
 
     def write_labels(self, labels: Sequence[Label]) -> int:
         """Store labels; a later label for the same event replaces the earlier one."""
