@@ -168,14 +168,40 @@ def binary_estimate(s: NDArray[np.float64], p: NDArray[np.float64], threshold: f
     """
     n = s.size
     cut = int(np.searchsorted(s, threshold, side="left"))  # rows [cut:] are predicted positive
-    m = n - cut
     pq = p * (1.0 - p)
     tp, fn = float(p[cut:].sum()), float(p[:cut].sum())
-    fp, tn = m - tp, cut - fn
-    v_pos, v_neg = float(pq[cut:].sum()), float(pq[:cut].sum())
     auc = expected_auc_sorted(s, p)
+    values, variances = confusion_metrics(
+        tp, n - cut - tp, fn, cut - fn, float(pq[cut:].sum()), float(pq[:cut].sum())
+    )
+    values["auc"] = auc.auc
+    variances["auc"] = float(np.einsum("i,i,i->", pq, auc.gradient, auc.gradient))
+    values = {name: values[name] for name in BINARY_METRICS}
+    errors = {
+        name: float("nan") if np.isnan(values[name]) else float(np.sqrt(variances[name]))
+        for name in BINARY_METRICS
+    }
+    confusion = np.array([[cut - fn, n - cut - tp], [fn, tp]])
+    return Estimate(n_rows=n, values=values, standard_errors=errors, confusion=confusion)
+
+
+def confusion_metrics(
+    tp: float, fp: float, fn: float, tn: float, v_pos: float, v_neg: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Precision, recall, F1, accuracy and specificity from an expected confusion matrix, and
+    their variances (see :func:`binary_estimate`), from sums alone: what a profile keeps.
+
+    Parameters
+    ----------
+    tp, fp, fn, tn : expected counts; ``tp + fp`` rows are predicted positive.
+    v_pos, v_neg : ``sum p_i (1 - p_i)`` over the rows predicted positive and negative.
+
+    >>> values, variances = confusion_metrics(30.0, 10.0, 20.0, 40.0, 6.0, 9.0)
+    >>> values["precision"], values["accuracy"], variances["accuracy"]
+    (0.75, 0.7, 0.0015)
+    """
+    m, n = tp + fp, tp + fp + fn + tn
     values = {
-        "auc": auc.auc,
         "precision": ratio(tp, m),
         "recall": ratio(tp, tp + fn),
         "f1": ratio(2 * tp, 2 * tp + fp + fn),
@@ -183,16 +209,10 @@ def binary_estimate(s: NDArray[np.float64], p: NDArray[np.float64], threshold: f
         "specificity": ratio(tn, tn + fp),
     }
     variances = {
-        "auc": float(np.einsum("i,i,i->", pq, auc.gradient, auc.gradient)),
         "precision": ratio(v_pos, m * m),
         "recall": ratio(fn * fn * v_pos + tp * tp * v_neg, (tp + fn) ** 4),
         "f1": ratio(4 * ((m + fn) ** 2 * v_pos + tp * tp * v_neg), (tp + m + fn) ** 4),
         "accuracy": ratio(v_pos + v_neg, n * n),
         "specificity": ratio(tn * tn * v_pos + fp * fp * v_neg, (tn + fp) ** 4),
     }
-    errors = {
-        name: float("nan") if np.isnan(values[name]) else float(np.sqrt(variances[name]))
-        for name in BINARY_METRICS
-    }
-    confusion = np.array([[tn, fp], [fn, tp]])
-    return Estimate(n_rows=n, values=values, standard_errors=errors, confusion=confusion)
+    return values, variances

@@ -38,26 +38,6 @@ def _class_index(labels: NDArray[Any], classes: NDArray[Any]) -> NDArray[np.intp
     return np.asarray(idx, dtype=np.intp)
 
 
-def _predicted_class_variance(
-    pt: NDArray[np.float64],
-    pred: NDArray[np.intp],
-    q: NDArray[np.float64],
-    a: NDArray[np.float64],
-    b: NDArray[np.float64],
-) -> float:
-    """:func:`~tripwire.estimation.estimate.categorical_variance` for sensitivities of the form
-    ``h[k, i] = a[k] 1(k = pred_i) - b[k]``, without building ``h``.
-
-    With ``j = pred_i`` and ``q_i = p[j, i]``: ``sum_k p_ki h_ki = q_i a_j - B_i`` and
-    ``sum_k p_ki h_ki^2 = q_i a_j (a_j - 2 b_j) + C_i``, where ``B_i = sum_k p_ki b_k`` and
-    ``C_i = sum_k p_ki b_k^2``.
-    """
-    a_j, b_j = a[pred], b[pred]
-    big_b, big_c = np.einsum("ki,k->i", pt, b), np.einsum("ki,k->i", pt, b * b)
-    mean = q * a_j - big_b
-    return float(np.sum(q * a_j * (a_j - 2 * b_j) + big_c - mean * mean))
-
-
 class MulticlassCBPE:
     """Estimate a multiclass classifier's macro ROC AUC, macro precision, recall and F1 and
     accuracy on a window of predicted probabilities whose labels are not known yet.
@@ -203,7 +183,7 @@ class MulticlassCBPE:
                 for row, cal in zip(xt, self.calibrators_, strict=True)
             ]
         )
-        return _renormalise(pt, xt).T
+        return renormalise(pt, xt).T
 
     def estimate(self, probas: ArrayLike) -> Estimate:
         """Estimated metrics of one window (rows with a null probability are skipped).
@@ -222,13 +202,13 @@ class MulticlassCBPE:
         for c, (row, order, cal) in enumerate(zip(xt, orders, self.calibrators_, strict=True)):
             s = row[order]
             pt[c, order] = s if cal is None else cal.predict(s)
-        pt = _renormalise(pt, xt)
+        pt = renormalise(pt, xt)
         if np.any((pt < 0) | (pt > 1)):
             raise ValueError("probabilities must lie in [0, 1] when no calibrator is used")
         return multiclass_estimate(xt, pt, orders)
 
 
-def _renormalise(pt: NDArray[np.float64], xt: NDArray[np.float64]) -> NDArray[np.float64]:
+def renormalise(pt: NDArray[np.float64], xt: NDArray[np.float64]) -> NDArray[np.float64]:
     """Class-major probabilities divided by each row's total; all-zero rows take the raw ones."""
     total = pt.sum(axis=0)
     empty = total <= 0
@@ -256,35 +236,8 @@ def multiclass_estimate(
     """
     k, n = xt.shape
     pred = np.argmax(xt, axis=0)
-    # Row a (actual), column b (predicted): the sum of p[a] over the rows predicted b.
-    confusion: NDArray[np.float64] = np.array(
-        [np.bincount(pred, weights=pt[a], minlength=k) for a in range(k)], dtype=np.float64
-    )
-    tp = np.diag(confusion)
-    m = np.bincount(pred, minlength=k).astype(np.float64)
-    positives = pt.sum(axis=1)
-    q = pt[pred, np.arange(n)]  # the probability that each row's prediction is right
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(m > 0, tp / m, np.nan)
-        recall = np.where(positives > 0, tp / positives, np.nan)
-        f1 = np.where(m + positives > 0, 2 * tp / (m + positives), np.nan)
-        # Each metric's sum over classes moves by a[k] 1(k = pred_i) - b[k] when row i's label
-        # is k (see _predicted_class_variance).
-        recall_w = np.where(positives > 0, 1.0 / positives, 0.0)
-        f1_w = np.where(m + positives > 0, 1.0 / (m + positives), 0.0)
-        sensitivities = {
-            "precision": (np.where(m > 0, 1.0 / m, 0.0), np.zeros(k)),
-            "recall": (recall_w, np.nan_to_num(recall) * recall_w),
-            "f1": (2 * f1_w, np.nan_to_num(f1) * f1_w),
-        }
-    values: dict[str, float] = {}
-    errors: dict[str, float] = {}
-    for name, per_class in (("precision", precision), ("recall", recall), ("f1", f1)):
-        a, b = sensitivities[name]
-        defined = int(np.count_nonzero(~np.isnan(per_class)))
-        values[name] = float(np.nanmean(per_class)) if defined else float("nan")
-        variance = _predicted_class_variance(pt, pred, q, a, b)
-        errors[name] = float(np.sqrt(variance)) / defined if defined else float("nan")
+    sums = class_sums(pt, pred)
+    values, errors = macro_metrics(*sums)
     auc = np.full(k, np.nan)
     h_auc = np.zeros((k, n))
     for c in range(k):
@@ -296,8 +249,90 @@ def multiclass_estimate(
     defined = int(np.count_nonzero(~np.isnan(auc)))
     values["auc"] = float(np.nanmean(auc)) if defined else float("nan")
     errors["auc"] = float(np.sqrt(categorical_variance(pt, h_auc))) / defined if defined else np.nan
-    values["accuracy"] = ratio(float(tp.sum()), n)
-    errors["accuracy"] = float(np.sqrt(np.einsum("i,i->", q, 1.0 - q))) / n if n else np.nan
     ordered = {name: values[name] for name in MULTICLASS_METRICS}
     ordered_errors = {name: float(errors[name]) for name in MULTICLASS_METRICS}
-    return Estimate(n_rows=n, values=ordered, standard_errors=ordered_errors, confusion=confusion)
+    return Estimate(n_rows=n, values=ordered, standard_errors=ordered_errors, confusion=sums[0])
+
+
+ClassSums = tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+    NDArray[np.float64],
+]  # fmt: skip
+
+
+def class_sums(pt: NDArray[np.float64], pred: NDArray[np.intp]) -> ClassSums:
+    """What :func:`macro_metrics` needs of a window, as sums over its rows (so that windows
+    merge by addition): the expected confusion matrix ``C[a, b] = sum_{pred = b} p_a``, the
+    rows predicted each class ``m``, and, with ``q_i`` the probability that row ``i``'s
+    prediction is right, ``sum_{pred = j} q_i^2``, ``sum_{pred = j} q_i p_ki`` (j, k) and
+    ``sum_i p_ki p_li`` (k, l).
+
+    Parameters
+    ----------
+    pt : (K, n) calibrated probabilities, class-major.
+    pred : the predicted class of each row, in ``0 .. K - 1``.
+    """
+    k, n = pt.shape
+    confusion = np.array([np.bincount(pred, weights=pt[a], minlength=k) for a in range(k)])
+    m = np.bincount(pred, minlength=k).astype(np.float64)
+    q = pt[pred, np.arange(n)]
+    q_sq = np.bincount(pred, weights=q * q, minlength=k).astype(np.float64)
+    q_p = np.array([np.bincount(pred, weights=q * pt[c], minlength=k) for c in range(k)]).T
+    p_p = pt @ pt.T
+    return confusion, m, q_sq, q_p, p_p
+
+
+def macro_metrics(
+    confusion: NDArray[np.float64],
+    m: NDArray[np.float64],
+    q_sq: NDArray[np.float64],
+    q_p: NDArray[np.float64],
+    p_p: NDArray[np.float64],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Macro precision, recall and F1 and accuracy, with their standard errors, from the sums
+    of :func:`class_sums` alone.
+
+    Each macro metric's sum over classes moves by ``h[k, i] = a_k 1(k = pred_i) - b_k`` when
+    row ``i``'s label is ``k``; its variance ``sum_i (sum_k p_ki h_ki^2 - (sum_k p_ki h_ki)^2)``
+    expands, with ``T_j = C[j, j]`` and ``N_k = sum_b C[k, b]``, into
+    ``sum_j a_j (a_j - 2 b_j) T_j + sum_k b_k^2 N_k - sum_j a_j^2 sum_{pred = j} q^2
+    + 2 sum_jk a_j b_k sum_{pred = j} q p_k - sum_kl b_k b_l sum_i p_k p_l``.
+    Accuracy's variance is ``sum_i q_i (1 - q_i) = sum_j (T_j - sum_{pred = j} q^2)``.
+
+    Parameters
+    ----------
+    confusion, m, q_sq, q_p, p_p : as :func:`class_sums` returns them.
+    """
+    tp = np.diag(confusion)
+    positives = confusion.sum(axis=1)
+    n = float(m.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(m > 0, tp / m, np.nan)
+        recall = np.where(positives > 0, tp / positives, np.nan)
+        f1 = np.where(m + positives > 0, 2 * tp / (m + positives), np.nan)
+        recall_w = np.where(positives > 0, 1.0 / positives, 0.0)
+        f1_w = np.where(m + positives > 0, 1.0 / (m + positives), 0.0)
+        sensitivities = {
+            "precision": (np.where(m > 0, 1.0 / m, 0.0), np.zeros_like(m)),
+            "recall": (recall_w, np.nan_to_num(recall) * recall_w),
+            "f1": (2 * f1_w, np.nan_to_num(f1) * f1_w),
+        }
+    values: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    for name, per_class in (("precision", precision), ("recall", recall), ("f1", f1)):
+        a, b = sensitivities[name]
+        variance = float(
+            a @ ((a - 2 * b) * tp)
+            + (b * b) @ positives
+            - (a * a) @ q_sq
+            + 2 * a @ q_p @ b
+            - b @ p_p @ b
+        )
+        defined = int(np.count_nonzero(~np.isnan(per_class)))
+        values[name] = float(np.nanmean(per_class)) if defined else float("nan")
+        sd = float(np.sqrt(max(variance, 0.0)))
+        errors[name] = sd / defined if defined else float("nan")
+    values["accuracy"] = ratio(float(tp.sum()), n)
+    variance = float(np.sum(tp - q_sq))
+    errors["accuracy"] = float(np.sqrt(max(variance, 0.0))) / n if n else float("nan")
+    return values, errors
