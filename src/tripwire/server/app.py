@@ -109,11 +109,14 @@ def create_app(
     async def post_events(request: Request) -> EventIngestResult:
         """Store a batch of prediction events (idempotent on model and event_id)."""
         raw = await _read_body(request, max_body_bytes)
-        # Parsing, validation and the write are CPU and disk work: off the event loop.
-        batch = await run_in_threadpool(
-            parse_batch, request.headers.get("content-type"), raw, "events"
-        )
-        return await run_in_threadpool(collector.ingest_events, batch)
+        content_type = request.headers.get("content-type")
+
+        def ingest() -> EventIngestResult:
+            return collector.ingest_events(parse_batch(content_type, raw, "events"))
+
+        # Parsing, validation and the write are CPU and disk work: off the event loop, in one
+        # trip to the thread pool.
+        return await run_in_threadpool(ingest)
 
     @app.post(
         "/v1/labels",

@@ -4,16 +4,23 @@ DuckDB allows one writing process per file, and one connection must not be used 
 at once; FastAPI runs the work of several requests in a thread pool, so every use of the store
 goes through one lock. Parsing and validation happen outside it, in parallel with other requests'
 writes.
+
+Event batches are committed in groups: while one request's thread writes, the batches that
+other requests validated meanwhile wait, and the next thread to write takes all of them into one
+INSERT and one commit. A statement and a commit cost about as much for 1,000 rows as for
+10,000, so under load this is most of the collector's throughput. Every request still gets its
+own answer, and only once its rows are committed.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC
 
 from tripwire.config import ModelConfig
-from tripwire.events import Rejected
+from tripwire.events import Event, Rejected
 from tripwire.server.body import Batch
 from tripwire.server.schemas import (
     EventIngestResult,
@@ -28,9 +35,33 @@ from tripwire.server.validation import (
     validate_label_batch,
 )
 from tripwire.store import Store
+from tripwire.store.common import EventRows
 
 EVENTS_SOURCE = "POST /v1/events"
 LABELS_SOURCE = "POST /v1/labels"
+
+
+class GroupWriteError(RuntimeError):
+    """The store failed while writing a group of batches this one was committed with; nothing
+    of the group was stored."""
+
+
+@dataclass(eq=False)
+class _EventWrite:
+    """One batch waiting to be stored: its valid events and its rejected items; then how many
+    events were new, or the error that stopped the write."""
+
+    events: Sequence[Event]
+    rejected: Mapping[str, list[Rejected]]
+    source: str
+    new: int = 0
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _OverlapError(Exception):
+    """A merged group's INSERT skipped rows: some ids were stored already or repeated across
+    the group's batches, so which batch each new row came from must be counted batch by batch."""
 
 
 class Collector:
@@ -46,21 +77,85 @@ class Collector:
         self.configs = dict(configs)
         self.store = store
         self._lock = lock or threading.Lock()
+        # Event batches waiting for the store, and whether a thread is writing a group now.
+        self._waiting: list[_EventWrite] = []
+        self._writing = False
+        self._turn = threading.Condition()
 
     def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
-        """Store the batch's valid events (once each) and quarantine the rest."""
+        """Store the batch's valid events (once each) and quarantine the rest.
+
+        Returns once they are committed. Raises what the store raised, or
+        :class:`GroupWriteError` when the failed write was another thread's; either way nothing
+        of the batch was stored.
+        """
         result = validate_event_batch(self.configs, batch.items, batch.indices)
         _add_unreadable(result.rejected, batch)
-        # One transaction per batch: its events and its quarantined items are stored together
-        # or (on an error) not at all, and one commit per batch is cheaper than one per statement.
-        with self._lock, self.store.transaction():
-            new = self.store.write_events(result.accepted)
-            self._quarantine(source, result.rejected)
+        write = _EventWrite(result.accepted, result.rejected, source)
+        self._store_events(write)
         return EventIngestResult(
-            accepted=new,
-            duplicates=len(result.accepted) - new,
+            accepted=write.new,
+            duplicates=len(write.events) - write.new,
             rejected=_rejections(result.rejected),
         )
+
+    def _store_events(self, write: _EventWrite) -> None:
+        """Commit ``write``, in one group with whatever other batches are waiting."""
+        with self._turn:
+            self._waiting.append(write)
+            while self._writing and not write.done:
+                self._turn.wait()
+            if write.done:  # in another thread's group
+                if write.error is not None:
+                    raise GroupWriteError(
+                        f"storing the batch failed: {write.error}"
+                    ) from write.error
+                return
+            # Nobody is writing, so nobody has taken this batch: this thread writes it, and
+            # every batch that is waiting once the store is free.
+            self._writing = True
+        group: list[_EventWrite] = []
+        try:
+            with self._lock:
+                with self._turn:
+                    group, self._waiting = self._waiting, []
+                counts = self._write_group(group)
+            for each, new in zip(group, counts, strict=True):
+                each.new = new
+        except BaseException as exc:
+            for each in group:
+                each.error = exc
+            raise
+        finally:
+            with self._turn:
+                if not group:  # failed before taking it: no later group may store this batch
+                    self._waiting.remove(write)
+                for each in group:
+                    each.done = True
+                self._writing = False
+                self._turn.notify_all()
+
+    def _write_group(self, group: Sequence[_EventWrite]) -> list[int]:
+        """How many events of each batch were new. One transaction for the whole group: all of
+        it is stored, or (on an error) none of it."""
+        if len(group) > 1:
+            merged = EventRows.concat(each.events for each in group)
+            try:
+                with self.store.transaction():
+                    if self.store.write_events(merged) != len(merged):
+                        raise _OverlapError  # rolls the INSERT back
+                    for each in group:
+                        self._quarantine(each.source, each.rejected)
+                return [len(each.events) for each in group]
+            except _OverlapError:
+                pass
+        # Batch by batch, in order, so that an event sent twice is new in the first batch only.
+        with self.store.transaction():
+            counts = []
+            for each in group:
+                counts.append(self.store.write_events(each.events))
+                self._quarantine(each.source, each.rejected)
+        return counts
 
     def ingest_labels(self, batch: Batch) -> LabelIngestResult:
         """Store the batch's valid labels (replacing earlier ones) and quarantine the rest."""
