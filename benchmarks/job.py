@@ -5,6 +5,8 @@ Usage::
     python benchmarks/job.py                          # 10,000,000 events over 30 daily windows
     python benchmarks/job.py --events 1000000 --days 10 --json
     python benchmarks/job.py --db /var/tmp/job.duckdb # keep the loaded store; later runs reuse it
+    python benchmarks/job.py --store both             # DuckDB, then PostgreSQL
+    python benchmarks/job.py --read period            # one read of the whole period
 
 What it does:
 
@@ -12,25 +14,29 @@ What it does:
   config, its reference and its month with five known incidents), spread evenly over ``--days``
   daily windows, with numpy; the labels of every day but the last ``label_lag`` days (7) have
   arrived, as they would have when the job runs at the end of the period;
-* loads them into a fresh DuckDB store, one day at a time, straight into the ``events`` and
-  ``labels`` tables with one ``INSERT ... SELECT`` each from an Arrow table; DuckDB writes the
-  feature and segment JSON (``to_json``, the same text the collector's encoder writes; a test
-  checks that the rows read back as the collector's would). Loading is not what is measured:
-  the collector and consumer benchmarks measure ingestion;
+* loads them, one day at a time, into each store ``--store`` names: DuckDB builds the day's rows
+  of the ``events`` and ``labels`` tables from the Arrow table (``to_json`` writes the feature
+  and segment JSON as the collector's encoder does; a test checks that the rows read back as the
+  collector's would), then one ``INSERT ... SELECT`` puts them in a DuckDB file, or ``COPY``
+  (CSV) in a fresh schema of a PostgreSQL database (a throwaway cluster started here, or
+  ``--postgres``). Loading is not what is measured: the collector and consumer benchmarks
+  measure ingestion;
 * fits the monitor on the scenario's reference (not timed), then times what ``tripwire run
   --since --until`` does with the stored events, in its steps:
 
-  - ``read``: ``store.events(model, since, until)``, the events with their labels as Arrow;
+  - ``read``: ``store.events()`` (and ``first_event()``), the events with their labels as Arrow,
+    a window at a time as ``stored_windows`` reads them (``--read period``: in one read);
   - ``parse``: ``to_monitor_table``, the stored JSON features and segments back into columns;
   - ``check``: ``check_windows``, profiling and checking every window and storing its profile
     and metric rows;
   - ``alerts``: ``derive_incidents`` over the stored history and ``save_incidents``
     (nothing is delivered: the alert outbox is not part of this benchmark).
 
-Reported: seconds and CPU time of each step and in all, events/s, the peak RSS of each step
-(Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` before it) and the RSS before the
-job, the size of the store file, the windows and incidents found, the machine and the load
-average (wall times on a shared machine are not the software's alone).
+Reported: seconds and CPU time of each step and in all, events/s, the peak RSS (Linux
+``VmHWM``, reset through ``/proc/self/clear_refs`` when the job starts; for each step too with
+``--read period``), the largest read, the memory DuckDB holds, the size of the stored events,
+the windows and incidents found, the machine and the load average (wall times on a shared
+machine are not the software's alone).
 """
 
 from __future__ import annotations
