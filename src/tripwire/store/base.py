@@ -70,6 +70,12 @@ class Store(Protocol):
         namespace: str = PRODUCTION,
     ) -> pa.Table: ...
 
+    def revisions(
+        self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
+    ) -> pa.Table:
+        """How one window's performance rows moved as it was computed again."""
+        ...
+
     def window_starts(
         self, model: str, length: timedelta, namespace: str = PRODUCTION
     ) -> list[datetime]: ...

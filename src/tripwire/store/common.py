@@ -41,6 +41,9 @@ METRIC_COLUMNS = (
     "importance",
     "bound",
     "reason",
+    "ci_low",
+    "ci_high",
+    "coverage",
 )
 
 
@@ -80,6 +83,27 @@ TABLES: dict[str, pa.Schema] = {
         ("importance", _F, True),
         ("bound", _F, True),
         ("reason", _S, True),
+        ("ci_low", _F, True),
+        ("ci_high", _F, True),
+        ("coverage", _F, True),
+    ),
+    # Earlier versions of a window's performance rows, which change as labels arrive: when a
+    # window is written again, each row that moved is kept here with when it was computed.
+    "metric_revisions": _table(
+        ("model", _S, False),
+        ("namespace", _S, False),
+        ("window_start", TIMESTAMP, False),
+        ("window_seconds", _I, False),
+        ("computed_at", TIMESTAMP, False),
+        ("segment", _S, False),
+        ("feature", _S, False),
+        ("metric", _S, False),
+        ("value", _F, True),
+        ("status", _S, False),
+        ("n", _I, False),
+        ("coverage", _F, True),
+        ("ci_low", _F, True),
+        ("ci_high", _F, True),
     ),
     "incidents": _table(
         ("dedup_key", _S, False),
@@ -197,6 +221,13 @@ EVENTS = _result(
     "labels.label",
     "labels.labelled_at",
 )
+REVISIONS = _result(
+    *(
+        f"metric_revisions.{c}"
+        for c in TABLES["metric_revisions"].names
+        if c not in ("model", "namespace", "window_start", "window_seconds")
+    )
+)
 CALIBRATIONS = _whole("calibrations")
 INCIDENTS = _whole("incidents")
 
@@ -205,6 +236,42 @@ _METRIC_ROWS = _result(*(f"metrics.{c}" for c in METRIC_COLUMNS))
 _EVENT_ROWS = _whole("events")
 _EVENT_COLUMNS = _EVENT_ROWS.remove(_EVENT_ROWS.get_field_index("received_at"))
 _LABEL_ROWS = _whole("labels")
+
+
+# Both dialects, with ? placeholders for the window's key (model, namespace, start, seconds).
+_KEY = "model = ? AND namespace = ? AND window_start = ? AND window_seconds = ?"
+_REVISED = ", ".join(REVISIONS.names[1:])  # the columns after computed_at
+COMPUTED_AT = f"SELECT computed_at FROM windows WHERE {_KEY}"
+# Before a window is written again: keep its performance rows with when they were computed
+# (the first parameter, then the key).
+KEEP_REVISIONS = (
+    "INSERT INTO metric_revisions SELECT model, namespace, window_start, window_seconds, ?, "
+    f"{_REVISED} FROM metrics WHERE {_KEY} AND layer = 'performance'"
+)
+# After it is written: drop the kept rows that did not move (a rerun, or labels that changed
+# some segments only), so that a revision is a value that changed (the key, then when the
+# kept rows were computed).
+DROP_UNMOVED = (
+    f"DELETE FROM metric_revisions WHERE {_KEY} AND computed_at = ? AND EXISTS ("
+    "SELECT 1 FROM metrics m WHERE m.model = metric_revisions.model "
+    "AND m.namespace = metric_revisions.namespace "
+    "AND m.window_start = metric_revisions.window_start "
+    "AND m.window_seconds = metric_revisions.window_seconds "
+    "AND m.segment = metric_revisions.segment AND m.feature = metric_revisions.feature "
+    "AND m.metric = metric_revisions.metric AND m.status = metric_revisions.status "
+    "AND m.n = metric_revisions.n "
+    "AND m.value IS NOT DISTINCT FROM metric_revisions.value)"
+)
+# A window's performance rows, earlier versions and the current one (its computed_at is the
+# window's); the caller orders them.
+REVISIONS_QUERY = (
+    f"SELECT * FROM (SELECT computed_at, {_REVISED} FROM metric_revisions WHERE {_KEY} UNION ALL "
+    f"SELECT w.computed_at, {', '.join('m.' + c for c in REVISIONS.names[1:])} "
+    "FROM metrics m JOIN windows w ON w.model = m.model AND w.namespace = m.namespace "
+    "AND w.window_start = m.window_start AND w.window_seconds = m.window_seconds "
+    f"WHERE {' AND '.join('m.' + part for part in _KEY.split(' AND '))} "
+    "AND m.layer = 'performance') AS revisions"
+)
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -240,6 +307,9 @@ def metric_table(rows: Sequence[MetricRow]) -> pa.Table:
             "importance": [r.importance for r in rows],
             "bound": [r.bound for r in rows],
             "reason": [r.reason for r in rows],
+            "ci_low": [r.ci_low for r in rows],
+            "ci_high": [r.ci_high for r in rows],
+            "coverage": [r.coverage for r in rows],
         },
         schema=_METRIC_ROWS,
     )

@@ -19,8 +19,14 @@ from tripwire.errors import TripwireError
 from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
+    COMPUTED_AT,
+    DROP_UNMOVED,
+    HISTORY,
+    KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
+    REVISIONS,
+    REVISIONS_QUERY,
     event_table,
     label_table,
     metric_table,
@@ -120,12 +126,16 @@ class DuckDBStore:
         n_rows: int,
         namespace: str = PRODUCTION,
     ) -> None:
-        """Store one window's profile and metric rows, replacing what it had (idempotent)."""
+        """Store one window's profile and metric rows, replacing what it had (idempotent); the
+        performance rows it replaces that moved are kept (see :meth:`revisions`)."""
         key = [model, namespace, naive_utc(start), int(length.total_seconds())]
         table = metric_table(rows)
         db = self.connection
         where = "model = ? AND namespace = ? AND window_start = ? AND window_seconds = ?"
         with self.transaction():
+            earlier = db.execute(COMPUTED_AT, key).fetchall()
+            if earlier:
+                db.execute(KEEP_REVISIONS, [earlier[0][0], *key])
             db.execute(f"DELETE FROM metrics WHERE {where}", key)
             db.execute(f"DELETE FROM windows WHERE {where}", key)
             db.execute(
@@ -138,6 +148,18 @@ class DuckDBStore:
                 key,
             )
             db.unregister("new_rows")
+            if earlier:
+                db.execute(DROP_UNMOVED, [*key, earlier[0][0]])
+
+    def revisions(
+        self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
+    ) -> pa.Table:
+        """How a window's performance rows moved as it was computed again (labels arriving):
+        each earlier version that differs from the next, then the current one, by segment,
+        feature and metric, oldest first; columns :data:`~tripwire.store.common.REVISIONS`."""
+        key = [model, namespace, naive_utc(start), int(length.total_seconds())]
+        query = REVISIONS_QUERY + " ORDER BY segment, feature, metric, computed_at"
+        return self.connection.sql(query, params=key + key).to_arrow_table().cast(REVISIONS)
 
     def history(
         self,
@@ -150,8 +172,7 @@ class DuckDBStore:
     ) -> pa.Table:
         """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first."""
         query = (
-            "SELECT window_start, segment, feature, layer, metric, value, status, threshold, "
-            "reference, n, importance FROM metrics "
+            f"SELECT {', '.join(HISTORY.names)} FROM metrics "
             "WHERE model = ? AND namespace = ? AND window_seconds = ?"
         )
         params: list[object] = [model, namespace, int(length.total_seconds())]

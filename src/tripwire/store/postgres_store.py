@@ -24,12 +24,17 @@ from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     CALIBRATIONS,
+    COMPUTED_AT,
+    DROP_UNMOVED,
     EVENTS,
     HISTORY,
     INCIDENTS,
+    KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINED,
+    REVISIONS,
+    REVISIONS_QUERY,
     WINDOW_KEY,
     event_table,
     label_table,
@@ -182,12 +187,42 @@ MIGRATIONS: tuple[str, ...] = (
     -- Every delivery pass looks for the rows not delivered yet: few among all ever sent.
     CREATE INDEX outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
     """,
+    # 4: confidence intervals and label coverage on metric rows; earlier versions of a
+    # window's performance rows, as labels arrive.
+    """
+    ALTER TABLE metrics ADD COLUMN ci_low DOUBLE PRECISION;
+    ALTER TABLE metrics ADD COLUMN ci_high DOUBLE PRECISION;
+    ALTER TABLE metrics ADD COLUMN coverage DOUBLE PRECISION;
+    CREATE TABLE metric_revisions (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        computed_at TIMESTAMP NOT NULL,
+        segment TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value DOUBLE PRECISION,
+        status TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        coverage DOUBLE PRECISION,
+        ci_low DOUBLE PRECISION,
+        ci_high DOUBLE PRECISION
+    );
+    CREATE INDEX metric_revisions_window
+        ON metric_revisions (model, namespace, window_start, window_seconds);
+    """,
 )
 
 # Any fixed number, the same in every tripwire process: it serialises concurrent migrations.
 _MIGRATION_LOCK = 0x7472_6970_7769_7265  # "tripwire"
 
 _WHERE_WINDOW = "model = %s AND namespace = %s AND window_start = %s AND window_seconds = %s"
+
+
+def _dialect(statement: str) -> str:
+    """A statement shared with DuckDB (``?`` placeholders, no ``%``) in psycopg's style."""
+    return statement.replace("?", "%s")
 
 
 def _names(columns: Sequence[str]) -> sql.Composable:
@@ -313,11 +348,15 @@ class PostgresStore:
         n_rows: int,
         namespace: str = PRODUCTION,
     ) -> None:
-        """Store one window's profile and metric rows, replacing what it had (idempotent)."""
+        """Store one window's profile and metric rows, replacing what it had (idempotent); the
+        performance rows it replaces that moved are kept (see :meth:`revisions`)."""
         key = (model, namespace, naive_utc(start), int(length.total_seconds()))
         table = metric_table(rows)
         db = self.connection
         with db.transaction(), db.cursor() as cursor:
+            earlier = cursor.execute(_dialect(COMPUTED_AT), key).fetchall()
+            if earlier:
+                cursor.execute(_dialect(KEEP_REVISIONS), [earlier[0][0], *key])
             cursor.execute(f"DELETE FROM metrics WHERE {_WHERE_WINDOW}", key)
             cursor.execute(f"DELETE FROM windows WHERE {_WHERE_WINDOW}", key)
             cursor.execute(
@@ -330,6 +369,20 @@ class PostgresStore:
                 WINDOW_KEY + METRIC_COLUMNS,
                 ((*key, *row) for row in table_rows(table)),
             )
+            if earlier:
+                cursor.execute(_dialect(DROP_UNMOVED), [*key, earlier[0][0]])
+
+    def revisions(
+        self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
+    ) -> pa.Table:
+        """How a window's performance rows moved as it was computed again (labels arriving):
+        each earlier version that differs from the next, then the current one, by segment,
+        feature and metric, oldest first; columns :data:`~tripwire.store.common.REVISIONS`."""
+        key = [model, namespace, naive_utc(start), int(length.total_seconds())]
+        query = _dialect(REVISIONS_QUERY) + (
+            ' ORDER BY segment COLLATE "C", feature COLLATE "C", metric COLLATE "C", computed_at'
+        )
+        return self._table(query, key + key, REVISIONS)
 
     def history(
         self,

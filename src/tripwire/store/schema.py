@@ -129,4 +129,27 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (dedup_key, event, route, channel_index)
     );
     """,
+    # 4: confidence intervals and label coverage on metric rows; earlier versions of a
+    # window's performance rows, as labels arrive.
+    """
+    ALTER TABLE metrics ADD COLUMN ci_low DOUBLE;
+    ALTER TABLE metrics ADD COLUMN ci_high DOUBLE;
+    ALTER TABLE metrics ADD COLUMN coverage DOUBLE;
+    CREATE TABLE metric_revisions (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        computed_at TIMESTAMP NOT NULL,
+        segment TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value DOUBLE,
+        status TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        coverage DOUBLE,
+        ci_low DOUBLE,
+        ci_high DOUBLE
+    );
+    """,
 )
