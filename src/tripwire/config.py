@@ -77,10 +77,10 @@ __all__ = [
 ]
 
 FeatureType = Literal["numeric", "categorical"]
-Task = Literal["binary", "regression"]
+Task = Literal["binary", "multiclass", "regression"]
 
 # Tasks the design document promises but that this version cannot monitor yet.
-_PLANNED_TASKS = ("multiclass", "llm")
+_PLANNED_TASKS = ("llm",)
 
 # Validators attach this context key to an error to point it at a sub-field (e.g. the clashing
 # column) rather than at the whole model, so the reported line is the one to fix.
@@ -110,7 +110,16 @@ class _Strict(BaseModel):
 
 
 class Columns(_Strict):
-    """Which column of the logged data plays which role."""
+    """Which column of the logged data plays which role.
+
+    ``prediction`` is the score column of a binary classifier (a probability of the positive
+    class, predicted positive from ``decision_threshold`` on), the prediction of a regression
+    model, and the predicted class of a multiclass classifier, whose class probabilities are
+    ``probabilities``: ``{class: column}``, one numeric column per class, in a fixed order.
+    Class names are matched as text against the prediction and label columns (a number by its
+    text, ``2`` or ``2.0`` as ``"2"``); stored events carry numbers there, so a model logged
+    through the collector names its classes by number.
+    """
 
     timestamp: str | None = None
     id: str | None = None
@@ -125,6 +134,15 @@ class Columns(_Strict):
     cost: str | None = None
     status: str | None = None
     ok_status: list[str] = Field(default_factory=lambda: ["ok", "success", "200"])
+    probabilities: Annotated[dict[str, str], Field(min_length=2)] | None = None
+
+    @field_validator("probabilities", mode="before")
+    @classmethod
+    def _class_names_as_text(cls, value: Any) -> Any:
+        # YAML reads `{0: p0, 1: p1}` with integer keys; a class is named by its text.
+        if isinstance(value, dict):
+            return {_class_text(k): v for k, v in value.items()}
+        return value
 
     @field_validator("ok_status", mode="before")
     @classmethod
@@ -175,6 +193,13 @@ class Columns(_Strict):
                     (role,), f"column {column!r} is both the {seen[column]} and the {role} column"
                 )
             seen[column] = role
+        for name, column in (self.probabilities or {}).items():
+            if column in self.features or column in seen:
+                what = "a feature" if column in self.features else f"the {seen[column]} column"
+                raise _error_at(
+                    ("probabilities", name), f"column {column!r} is both {what} and a probability"
+                )
+            seen[column] = f"probability of class {name!r}"
         # Segments may be features (slicing by country is common) but not single-role columns.
         for i, column in enumerate(self.segments):
             if column in seen:
@@ -480,7 +505,8 @@ class ModelConfig(_Strict):
     def _planned_task(cls, value: Any) -> Any:
         if value in _PLANNED_TASKS:
             raise ValueError(
-                f"{value!r} is not supported yet; supported tasks are 'binary' and 'regression'"
+                f"{value!r} is not supported yet; supported tasks are 'binary', 'multiclass' "
+                "and 'regression'"
             )
         return value
 
@@ -493,6 +519,16 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
+        if self.task == "multiclass" and self.columns.probabilities is None:
+            raise _error_at(
+                ("columns", "probabilities"),
+                "task: multiclass needs columns.probabilities: {class: column}, one column of "
+                "probabilities per class",
+            )
+        if self.task != "multiclass" and self.columns.probabilities is not None:
+            raise _error_at(
+                ("columns", "probabilities"), "columns.probabilities is for task: multiclass"
+            )
         self._check_segments()
         self._check_proxies()
         if isinstance(self.importance, dict):
@@ -694,6 +730,21 @@ class ModelConfig(_Strict):
 
 
 _MINIMAL = "{name: m, task: regression, columns: {features: {x: numeric}, prediction: p}}"
+
+
+def _class_text(value: Any) -> Any:
+    """A class name as text: numbers as Arrow writes them (``2.0`` as ``"2"``).
+
+    >>> [_class_text(v) for v in (2, 2.0, 0.5, True, "cat")]
+    ['2', '2', '0.5', 'true', 'cat']
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    return value
 
 
 def _read_importance_csv(path: Path) -> dict[str, float]:

@@ -14,7 +14,9 @@ from typing import Any, Self
 
 from tripwire.config import ModelConfig, load_config, parse_config
 from tripwire.errors import TripwireError
+from tripwire.layers.classes import class_rows
 from tripwire.layers.cost import cost_rows
+from tripwire.layers.estimated import estimated_rows
 from tripwire.layers.inputs import input_rows
 from tripwire.layers.performance import performance_rows
 from tripwire.layers.predictions import prediction_rows
@@ -149,7 +151,9 @@ class Monitor:
                 continue
             rows += input_rows(bins, ref, current, segment, self.importance_)
             rows += prediction_rows(ref, current, segment, binary)
+            rows += class_rows(bins, ref, current, segment)
             rows += performance_rows(ref, current, segment, performance)
+            rows += estimated_rows(ref, current, segment, performance)
             rows += proxy_rows(self.config, ref, current, segment, z)
             rows += cost_rows(ref, current, segment)
         overall = windows.get(ALL)
@@ -161,6 +165,8 @@ class Monitor:
             reference_rows=reference[ALL].n_rows,
             rows=rows,
             histograms=_histograms(bins, reference[ALL], overall) if overall else {},
+            label_lag=self.config.label_lag,
+            estimation=bins.estimation.reasons() if bins.estimation else [],
         )
 
     def save(self, path: str | Path) -> None:

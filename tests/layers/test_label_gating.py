@@ -71,6 +71,17 @@ def test_verdict_waits_for_count_and_coverage(monitor, labelled: int, withheld: 
     coverage = rows.pop("label_coverage")
     assert coverage.value == coverage.coverage == pytest.approx(labelled / 1000)
     assert coverage.n == 1000 and coverage.status == "info"
+    # Estimated performance needs no labels: every row of the window, a verdict at once; its
+    # error against the realized value comes once the labels suffice.
+    estimated = {m: rows.pop(m) for m in list(rows) if m.startswith("estimated_")}
+    errors = {m: rows.pop(m) for m in list(rows) if m.startswith("estimation_error_")}
+    assert set(estimated) == {
+        f"estimated_{m}" for m in ("auc", "precision", "recall", "f1", "accuracy")
+    }
+    assert all(r.n == 1000 and r.status in ("ok", "watch", "alert") for r in estimated.values())
+    assert set(errors) == (
+        set() if withheld else {m.replace("estimated_", "estimation_error_") for m in estimated}
+    )
     assert set(rows) == {"auc", "precision", "recall", "f1", "accuracy", "log_loss", "brier", "ece"}
     for row in rows.values():
         assert row.n == labelled
@@ -88,8 +99,19 @@ def test_verdict_waits_for_count_and_coverage(monitor, labelled: int, withheld: 
 
 def test_withheld_performance_is_the_layer_status(monitor):
     report = monitor.check(_with_labels(_frame(np.random.default_rng(2), 1000), 100))
-    assert report.status("performance") == "insufficient_labels"
+    # Realized rows alone (estimated ones, which need no labels, give a verdict: see below).
+    realized = [r for r in report.rows if not r.metric.startswith("estimated_")]
+    assert report.model_copy(update={"rows": realized}).status("performance") == (
+        "insufficient_labels"
+    )
     assert not [r for r in report.flagged() if r.status == "insufficient_labels"]
+
+
+def test_estimated_performance_gives_the_layer_a_verdict_while_labels_are_few(monitor):
+    report = monitor.check(_with_labels(_frame(np.random.default_rng(2), 1000), 100))
+    rows = report.select(layer="performance")
+    assert {r.status for r in rows if r.metric in ("auc", "f1")} == {"insufficient_labels"}
+    assert report.status("performance") in ("ok", "watch", "alert")
 
 
 def test_min_labels_per_segment(monitor):

@@ -78,6 +78,8 @@ def test_binary_metric_names_per_layer():
         "log_loss",
         "brier",
         "ece",
+        *(f"estimated_{m}" for m in ("auc", "precision", "recall", "f1", "accuracy")),
+        *(f"estimation_error_{m}" for m in ("auc", "precision", "recall", "f1", "accuracy")),
     ]
     assert _metrics(report, "cost") == ["p50_ms", "p95_ms", "p99_ms", "error_rate", "cost_per_1k"]
     assert {r.segment for r in report.rows} == {"all"}
@@ -91,7 +93,16 @@ def test_regression_metric_names_per_layer():
     monitor = Monitor(parse_config(REGRESSION)).fit(_frame(rng, 3000, regression=True))
     report = monitor.check(_frame(rng, 1000, regression=True))
     assert _metrics(report, "predictions") == ["score_psi", "mean_pred"]
-    assert _metrics(report, "performance") == ["label_coverage", "mae", "rmse", "r2"]
+    assert _metrics(report, "performance") == [
+        "label_coverage",
+        "mae",
+        "rmse",
+        "r2",
+        "estimated_mae",
+        "estimated_rmse",
+        "estimation_error_mae",
+        "estimation_error_rmse",
+    ]
     assert set(_metrics(report, "inputs", "x")) == NUMERIC
 
 

@@ -37,13 +37,12 @@ from typing import Literal
 from tripwire.alerts.engine import Incident
 from tripwire.config import ModelConfig
 from tripwire.importance import top_quartile
-from tripwire.layers.catalog import CATALOG, is_proxy
+from tripwire.layers.catalog import CATALOG, ESTIMATED_PREFIX, is_proxy
 
 Decision = Literal["hold", "investigate", "retrain"]
 Kind = Literal["drift", "realized", "proxy", "estimated", "labels"]
 EXIT_CODES: dict[Decision, int] = {"hold": 0, "investigate": 10, "retrain": 20}
 TIMELY_LABELS = timedelta(days=7)
-ESTIMATED_PREFIX = "estimated_"
 LABEL_PIPELINE = ("label_coverage", "label_lag_p50_hours", "label_lag_p90_hours")
 
 

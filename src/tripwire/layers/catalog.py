@@ -4,6 +4,12 @@ Alert rules refer to these names; ``tripwire rules check`` rejects any other. Pr
 (``proxies:`` in the config) are named ``proxy_<name>``: the catalog knows every such name as
 a metric of the performance layer that may move either way, and the config checks that the
 name is one it declares.
+
+Estimated performance (without labels, see :mod:`tripwire.layers.estimated`) is named
+``estimated_<metric>`` after the realized metric it estimates, which is what the retraining
+gate and the dashboard look for. A multiclass model's ``auc``, ``precision``, ``recall`` and
+``f1`` are macro averages over its classes (AUC one-vs-rest), and its ``class_psi`` is the PSI of
+its predicted class's distribution.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ class MetricInfo:
 
 
 PROXY_PREFIX = "proxy_"
+ESTIMATED_PREFIX = "estimated_"
+# The realized metrics that have an estimated counterpart, by task.
+ESTIMATED_CLASSIFICATION = ("auc", "precision", "recall", "f1", "accuracy")
+ESTIMATED_REGRESSION = ("mae", "rmse")
 PROXY = MetricInfo("performance", False, "both")
 
 
@@ -68,7 +78,7 @@ CATALOG: dict[str, MetricInfo] = {
         "schema",
     ),
     **_all("inputs", True, "below", "chi2_pvalue"),
-    **_all("predictions", False, "above", "score_psi"),
+    **_all("predictions", False, "above", "score_psi", "class_psi"),
     **_all("predictions", False, "both", "mean_pred", "positive_rate", "entropy"),
     **_all(
         "performance",
@@ -94,6 +104,13 @@ CATALOG: dict[str, MetricInfo] = {
         "label_lag_p50_hours",
         "label_lag_p90_hours",
     ),
+    **_all(
+        "performance",
+        False,
+        "below",
+        *(ESTIMATED_PREFIX + m for m in ESTIMATED_CLASSIFICATION),
+    ),
+    **_all("performance", False, "above", *(ESTIMATED_PREFIX + m for m in ESTIMATED_REGRESSION)),
     **_all("cost", False, "above", "p50_ms", "p95_ms", "p99_ms", "error_rate", "cost_per_1k"),
 }
 # Every proxy_<name> resolves too (see the module's docstring).

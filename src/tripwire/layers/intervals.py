@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import math
 
+from tripwire.profile.multiclass import MulticlassPerformance
 from tripwire.profile.outputs import BinaryPerformance, RegressionPerformance, auc_from_profile
 from tripwire.stats.intervals import Interval, auc_interval, f1_interval, mean_interval, wilson
 
 
 def performance_intervals(
-    performance: BinaryPerformance | RegressionPerformance, z: float
+    performance: BinaryPerformance | RegressionPerformance | MulticlassPerformance, z: float
 ) -> dict[str, Interval]:
     """Per metric with an analytic interval, ``(low, high)`` at the normal quantile ``z``
-    (see :mod:`tripwire.stats.intervals`); ECE and R² have none."""
+    (see :mod:`tripwire.stats.intervals`); ECE and R² have none. A multiclass model's are
+    :meth:`~tripwire.profile.multiclass.MulticlassPerformance.intervals`."""
+    if isinstance(performance, MulticlassPerformance):
+        return performance.intervals(z)
     n = performance.n_rows
     if isinstance(performance, RegressionPerformance):
         mse_low, mse_high = mean_interval(

@@ -6,6 +6,7 @@ from tripwire.config import PerformanceSettings
 from tripwire.layers._rows import compare
 from tripwire.layers.intervals import performance_intervals
 from tripwire.layers.rows import MetricRow
+from tripwire.profile.multiclass import MulticlassPerformance
 from tripwire.profile.outputs import BinaryPerformance, auc_from_profile
 from tripwire.profile.window import SegmentWindow
 from tripwire.stats.intervals import z_for
@@ -60,6 +61,8 @@ def performance_rows(
     bounds = {}
     if isinstance(cur, BinaryPerformance):
         bounds["auc"] = auc_from_profile(cur.positives, cur.negatives)[1]
+    elif isinstance(cur, MulticlassPerformance):
+        bounds["auc"] = cur.auc_bound()
     reference_values = reference.performance.metrics() if reference.performance else {}
     rows += compare(
         "performance",

@@ -18,7 +18,17 @@ import numpy as np
 
 from tripwire.errors import TripwireError
 from tripwire.profile.categorical import CategoricalBins, CategoricalWindow
+from tripwire.profile.estimated import (
+    BinaryEstimate,
+    Estimation,
+    LossModel,
+    MulticlassEstimate,
+    RegressionEstimate,
+    ScoreCalibration,
+    SoftHistogram,
+)
 from tripwire.profile.moments import Moments
+from tripwire.profile.multiclass import ClassBins, ClassWindow, MulticlassPerformance
 from tripwire.profile.numeric import NumericBins, NumericWindow
 from tripwire.profile.outputs import (
     BinaryPerformance,
@@ -36,19 +46,29 @@ _CLASSES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         Bins,
+        BinaryEstimate,
         BinaryPerformance,
         CategoricalBins,
         CategoricalWindow,
+        ClassBins,
+        ClassWindow,
         CostWindow,
+        Estimation,
+        LossModel,
         Moments,
+        MulticlassEstimate,
+        MulticlassPerformance,
         NumericBins,
         NumericWindow,
         PredictionWindow,
         ProxyWindow,
         QuantileSketch,
+        RegressionEstimate,
         RegressionPerformance,
+        ScoreCalibration,
         SegmentWindow,
         Settings,
+        SoftHistogram,
     )
 }
 

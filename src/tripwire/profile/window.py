@@ -23,7 +23,24 @@ import pyarrow.compute as pc
 from tripwire.config import ModelConfig
 from tripwire.errors import TripwireError
 from tripwire.profile.categorical import CategoricalBins, CategoricalWindow
-from tripwire.profile.numeric import Floats, NumericBins, NumericWindow
+from tripwire.profile.estimated import (
+    BinaryEstimate,
+    Estimated,
+    Estimation,
+    MulticlassEstimate,
+    RegressionEstimate,
+    fit_estimation,
+)
+from tripwire.profile.multiclass import (
+    UNKNOWN,
+    ClassBins,
+    ClassWindow,
+    MulticlassPerformance,
+    class_index,
+    class_probabilities,
+    top_probability,
+)
+from tripwire.profile.numeric import Floats, Ints, NumericBins, NumericWindow
 from tripwire.profile.outputs import (
     BinaryPerformance,
     CostWindow,
@@ -38,7 +55,7 @@ from tripwire.tabular import categorical_values, numeric_values, type_kind
 ALL = "all"
 FeatureBins = NumericBins | CategoricalBins
 FeatureWindow = NumericWindow | CategoricalWindow
-Performance = BinaryPerformance | RegressionPerformance
+Performance = BinaryPerformance | RegressionPerformance | MulticlassPerformance
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,12 @@ class Bins:
     # Each tracked segment's business value in the reference (its row count without a value
     # column); empty in monitors saved before segments were chosen by value.
     segment_values: dict[str, float] = field(default_factory=dict)
+    # A multiclass model's classes and its class probabilities' bins (``prediction`` is then
+    # fitted on the top class probability).
+    classes: ClassBins | None = None
+    # Performance estimation without labels, learnt on the reference's labelled rows (None
+    # when it has none).
+    estimation: Estimation | None = None
 
     def numeric(self, name: str) -> NumericBins:
         bins = self.features[name]
@@ -91,6 +114,8 @@ class SegmentWindow:
     # Seconds from prediction to label, over the labelled rows whose label time is known.
     label_lag: QuantileSketch | None = None
     proxies: dict[str, ProxyWindow] = field(default_factory=dict)  # by proxy name
+    classes: ClassWindow | None = None  # a multiclass model's predicted classes
+    estimated: Estimated | None = None  # estimated performance (see profile.estimated)
 
     def __add__(self, other: SegmentWindow) -> SegmentWindow:
         return SegmentWindow(
@@ -103,11 +128,22 @@ class SegmentWindow:
             cost=_merge_optional(self.cost, other.cost),
             label_lag=_merge_optional(self.label_lag, other.label_lag),
             proxies=_merge_maps(self.proxies, other.proxies),
+            classes=_merge_optional(self.classes, other.classes),
+            estimated=_merge_optional(self.estimated, other.estimated),  # type: ignore[type-var,arg-type]
         )
 
 
 T = TypeVar(
-    "T", PredictionWindow, BinaryPerformance, RegressionPerformance, CostWindow, QuantileSketch
+    "T",
+    PredictionWindow,
+    BinaryPerformance,
+    RegressionPerformance,
+    CostWindow,
+    QuantileSketch,
+    ClassWindow,
+    BinaryEstimate,
+    MulticlassEstimate,
+    RegressionEstimate,
 )
 W = TypeVar("W")
 
@@ -158,7 +194,12 @@ def fit_bins(config: ModelConfig, reference: pa.Table, settings: Settings) -> Bi
         raise TripwireError(
             f"the reference lacks feature column(s) {', '.join(missing)} named in the config"
         )
-    scores, _ = numeric_values(_require(reference, columns.prediction, "prediction"))
+    probabilities = (
+        class_probabilities(config, reference, required=True)
+        if config.task == "multiclass"
+        else None
+    )
+    scores = _scores(config, reference, probabilities)
 
     def fit_one(name: str) -> FeatureBins:
         column = reference.column(name)
@@ -169,6 +210,12 @@ def fit_bins(config: ModelConfig, reference: pa.Table, settings: Settings) -> Bi
     names = list(columns.features)
     fitted = _parallel([partial(fit_one, name) for name in names], settings.n_jobs)
     segments = choose_segments(config, reference)
+    classes = None
+    if probabilities is not None:
+        assert columns.probabilities is not None
+        classes = ClassBins.fit(
+            list(columns.probabilities), probabilities, settings.buckets, settings.grid_size
+        )
     return Bins(
         features=dict(zip(names, fitted, strict=True)),
         prediction=NumericBins.fit(scores, settings.buckets, settings.grid_size),
@@ -176,7 +223,18 @@ def fit_bins(config: ModelConfig, reference: pa.Table, settings: Settings) -> Bi
         segments=tuple(segments),
         reference_columns=tuple(reference.column_names),
         segment_values=segments,
+        classes=classes,
+        estimation=fit_estimation(config, reference, scores, classes),
     )
+
+
+def _scores(config: ModelConfig, table: pa.Table, probabilities: Floats | None) -> Floats:
+    """The score column; for a multiclass model, its top class probability (the prediction
+    column holds the predicted class, which must be there all the same)."""
+    column = _require(table, config.columns.prediction, "prediction")
+    if probabilities is not None:
+        return top_probability(probabilities)
+    return numeric_values(column)[0]
 
 
 @dataclass
@@ -194,6 +252,14 @@ class _Columns:
     cost: Floats | None
     label_lag: Floats | None  # seconds; NaN where the label or its time is missing
     proxies: dict[str, Floats]  # per proxy name, each row's number (see profile.proxies)
+    # A multiclass model's (K, n) class probabilities and predicted class index (UNKNOWN for
+    # none of the classes); its labels are then class indexes too, NaN for none.
+    probabilities: Floats | None = None
+    predicted: Ints | None = None
+    prediction_null: np.ndarray | None = None
+    # What estimation needs per row: calibrated probabilities (n,) or (K, n), or (2, n)
+    # predicted losses (see profile.estimated).
+    estimation: Floats | None = None
 
     def take(self, mask: np.ndarray) -> _Columns:
         arrow_mask = pa.array(mask)
@@ -213,7 +279,16 @@ class _Columns:
             cost=sub(self.cost),
             label_lag=sub(self.label_lag),
             proxies={k: v[mask] for k, v in self.proxies.items()},
+            probabilities=_columns_of(self.probabilities, mask),
+            predicted=sub(self.predicted),  # type: ignore[arg-type]
+            prediction_null=sub(self.prediction_null),
+            estimation=_columns_of(self.estimation, mask),
         )
+
+
+def _columns_of(a: Floats | None, mask: np.ndarray) -> Floats | None:
+    """The masked rows of a (n,) or (K, n) array."""
+    return None if a is None else a[..., mask]
 
 
 def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
@@ -246,6 +321,7 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
         *columns.roles().values(),
         *columns.segments,
         *(proxy.column for proxy in config.proxies),
+        *(columns.probabilities or {}).values(),
         *filter(None, [value_column(config)]),
         columns.time_column,
         columns.label_time_column,  # stored events always carry it
@@ -264,19 +340,51 @@ def _read_columns(config: ModelConfig, table: pa.Table, bins: Bins) -> _Columns:
         status = categorical_values(table.column(columns.status))
         ok = pc.is_in(status, value_set=pa.array(columns.ok_status, pa.string()))
         errors = ~pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
+    probabilities = predicted = prediction_null = None
+    labels = optional(columns.label)
+    if bins.classes is not None:
+        probabilities = class_probabilities(config, table, required=False)
+        classes = bins.classes.classes
+        prediction = _require(table, columns.prediction, "prediction")
+        predicted = class_index(prediction, classes)
+        prediction_null = pc.is_null(prediction).to_numpy(zero_copy_only=False)
+        if columns.label and columns.label in table.column_names:
+            index = class_index(table.column(columns.label), classes)
+            labels = np.where(index == UNKNOWN, np.nan, index.astype(np.float64))
+    scores = _scores(config, table, probabilities)
     return _Columns(
         n_rows=table.num_rows,
         numeric=numeric,
         categorical=categorical,
         notes=notes,
-        scores=numeric_values(_require(table, columns.prediction, "prediction"))[0],
-        labels=optional(columns.label),
+        scores=scores,
+        labels=labels,
         latency=optional(columns.latency_ms),
         errors=errors,
         cost=optional(columns.cost),
         label_lag=_label_lag(table, columns.time_column, columns.label_time_column),
         proxies=proxy_values(config, table),
+        probabilities=probabilities,
+        predicted=predicted,
+        prediction_null=prediction_null,
+        estimation=_estimation_inputs(bins.estimation, numeric, scores, probabilities),
     )
+
+
+def _estimation_inputs(
+    estimation: Estimation | None,
+    numeric: dict[str, Floats],
+    scores: Floats,
+    probabilities: Floats | None,
+) -> Floats | None:
+    """Per row, once for all segments: calibrated probabilities or predicted losses."""
+    if estimation is None:
+        return None
+    if estimation.loss is not None:
+        return estimation.loss.losses(numeric, scores)
+    if probabilities is not None:
+        return estimation.class_probabilities(probabilities)
+    return estimation.calibrations[0].probabilities(scores)
 
 
 def _label_lag(table: pa.Table, time: str, label_time: str) -> Floats | None:
@@ -305,11 +413,39 @@ def _prediction(config: ModelConfig, bins: Bins, data: _Columns) -> PredictionWi
     return PredictionWindow.of(data.scores, bins.prediction, config.decision_threshold, binary)
 
 
+def _classes(bins: Bins, data: _Columns) -> ClassWindow | None:
+    if bins.classes is None or data.predicted is None or data.probabilities is None:
+        return None
+    assert data.prediction_null is not None
+    k = len(bins.classes.classes)
+    return ClassWindow.of(data.predicted, data.prediction_null, data.probabilities, k)
+
+
+def _estimated(config: ModelConfig, bins: Bins, data: _Columns) -> Estimated | None:
+    """Estimated performance of the window's rows, labelled or not."""
+    estimation, inputs = bins.estimation, data.estimation
+    if estimation is None or inputs is None or data.scores is None:
+        return None
+    if estimation.loss is not None:
+        return RegressionEstimate.of(inputs, estimation.loss.kappa)
+    if bins.classes is not None:
+        assert data.probabilities is not None and data.predicted is not None
+        return MulticlassEstimate.of(data.probabilities, inputs, data.predicted, bins.classes)
+    return BinaryEstimate.of(data.scores, inputs, bins.prediction.grid, config.decision_threshold)
+
+
 def _performance(config: ModelConfig, bins: Bins, data: _Columns) -> tuple[Performance | None, int]:
     """Realized performance on the rows with a valid label, and how many there were."""
     if data.labels is None or data.scores is None:
         return None, 0
     labelled = _labelled(data)
+    if bins.classes is not None:
+        assert data.predicted is not None and data.probabilities is not None
+        y_index = np.where(labelled, np.nan_to_num(data.labels, nan=UNKNOWN), UNKNOWN)
+        found = MulticlassPerformance.of(
+            y_index.astype(np.int64), data.predicted, data.probabilities, bins.classes
+        )
+        return found, found.n_rows
     y, p = data.labels[labelled], data.scores[labelled]
     if config.task != "binary":
         return RegressionPerformance.of(y, p), int(y.size)
@@ -360,9 +496,11 @@ def _profile_segment(
         partial(_performance, config, bins, data),
         partial(_cost, data),
         partial(_label_lag_sketch, data),
+        partial(_classes, bins, data),
+        partial(_estimated, config, bins, data),
     ]
-    *features, prediction, (performance, n_labelled), cost, label_lag = _parallel(
-        tasks, settings.n_jobs
+    *features, prediction, (performance, n_labelled), cost, label_lag, classes, estimated = (
+        _parallel(tasks, settings.n_jobs)
     )
     return SegmentWindow(
         n_rows=data.n_rows,
@@ -374,6 +512,8 @@ def _profile_segment(
         cost=cost,
         label_lag=label_lag,
         proxies={name: ProxyWindow.of(values) for name, values in data.proxies.items()},
+        classes=classes,
+        estimated=estimated,
     )
 
 

@@ -79,6 +79,7 @@ table.timeline td{vertical-align:top;min-width:11rem}
 table.timeline summary{font-weight:400}
 table.timeline ul{margin:.2rem 0 0;padding-left:1.1rem;font-weight:400;color:#1f2328}
 .muted{color:var(--grey)}
+p.lag{margin:.5rem 0}p.lag .badge{padding:.1rem .5rem;font-size:.85em}
 footer{margin-top:2rem;color:var(--grey);font-size:.85em}
 """
 
@@ -185,9 +186,11 @@ def _header(report: Report, heading: str) -> str:
         _badge(LAYER_TITLES[layer], status, layer) for layer, status in report.layers().items()
     )
     n_flagged = len(report.flagged())
+    from tripwire.report.estimated import lag_html  # it uses this module's helpers
+
     return (
         f'<header>{heading}<dl class="meta">{meta}</dl>'
-        f'<div class="badges">{badges}</div>'
+        f'<div class="badges">{badges}</div>{lag_html(report)}'
         f'<p class="muted">{n_flagged} metric rows at watch, alert or error '
         "(all segments).</p></header>"
     )
@@ -331,11 +334,18 @@ def _segment_block(
 
 
 def _output_section(report: Report, layer: Layer) -> str:
-    parts = [_metric_table(report.select(layer=layer))]
+    rows = report.select(layer=layer)
+    # A multiclass model's class shares name their class in the feature column.
+    with_feature = any(r.feature for r in report.select(layer=layer, segment=None))
+    parts = [_metric_table(rows, with_feature)]
+    if layer == "performance":
+        from tripwire.report.estimated import estimation_html  # it uses this module's helpers
+
+        parts.append(estimation_html(report))
     segments = _segments(report.select(layer=layer, segment=None))
     if segments:
         parts.append("<h3>By segment</h3>")
-        parts += [_segment_block(s, rows, rows, False) for s, rows in segments.items()]
+        parts += [_segment_block(s, rows, rows, with_feature) for s, rows in segments.items()]
     return _section(layer, "".join(parts))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ class Report(BaseModel):
     reference_rows: int
     rows: list[MetricRow]
     histograms: dict[str, Histogram] = {}
+    # How late labels arrive (the config's label_lag): from 7 days on, drift is the leading
+    # indicator and performance the lagging confirmation (see report.estimated).
+    label_lag: timedelta | None = None
+    # Where performance is estimated without labels: how the reference's scores were made
+    # probabilities, one line per calibration decision.
+    estimation: list[str] = []
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

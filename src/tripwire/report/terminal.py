@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tripwire.layers.rows import LAYERS
+from tripwire.report.estimated import lag_note, side_by_side
 from tripwire.report.model import Report
 from tripwire.report.summary import headline, worst_per_subject
 
@@ -34,6 +35,9 @@ def print_report(report: Report, console: Console, top: int = 15) -> None:
         line.append_text(status_text(report.status(layer)))
         line.append("   ")
     console.print(line)
+    note = lag_note(report)
+    if note:
+        console.print(Text(note, "italic"))
 
     features = Table(title="Inputs, ranked by importance × drift", title_justify="left")
     for column in ("feature", "importance", "psi", "ks", "js", "null share", "status", "note"):
@@ -69,5 +73,21 @@ def print_report(report: Report, console: Console, top: int = 15) -> None:
             # Text, not markup: a segment like "[country=DE]" would be read as a style tag.
             table.add_row(
                 row.layer, Text(headline(row)), _fmt(row.threshold), status_text(row.status)
+            )
+        console.print(table)
+
+    pairs = side_by_side(report)
+    if pairs:
+        table = Table(title="Performance estimated without labels", title_justify="left")
+        for column in ("metric", "estimated", "status", "realized", "error"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for pair in pairs:
+            realized = pair.realized.value if pair.realized else None
+            table.add_row(
+                pair.metric,
+                _fmt(pair.estimated.value),
+                status_text(pair.estimated.status),
+                "no labels yet" if realized is None else _fmt(realized),
+                _fmt(pair.error.value if pair.error else None),
             )
         console.print(table)
