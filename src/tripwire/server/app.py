@@ -17,6 +17,7 @@ from tripwire import __version__
 from tripwire.config import ModelConfig
 from tripwire.scheduler import Scheduler, SchedulerStatus
 from tripwire.server.admin import admin_router
+from tripwire.server.api import api_router
 from tripwire.server.auth import bearer_guard
 from tripwire.server.body import JSON, NDJSON, BodyError, MediaTypeError, parse_batch
 from tripwire.server.collector import Collector
@@ -164,6 +165,7 @@ def create_app(
     if admin_token is not None:
         app.include_router(admin_router(store, lock, admin_token))
     app.include_router(metrics_router(configs, store, lock, read_token, collector, scheduler))
+    app.include_router(api_router(configs, store, lock, read_token, admin_token, scheduler))
     _document_batches(app)
     return app
 
