@@ -113,3 +113,39 @@ def test_missing_proxy_column_is_no_data(monitor):
     report = monitor.check(_frame(np.random.default_rng(5), 1000).drop(columns=["clicked"]))
     row = _row(report, "proxy_engaged_7d")
     assert row.status == "no_data" and row.reason == "column 'clicked' is not in the data"
+
+
+def test_proxies_read_what_serving_logged_as_event_metadata(monitor):
+    import datetime as dt
+
+    from tripwire.events import Event
+    from tripwire.store import DuckDBStore
+    from tripwire.store.events import to_monitor_table
+
+    window = _frame(np.random.default_rng(2), 800)
+    events = [
+        Event(
+            event_id=str(i),
+            model="fraud",
+            timestamp=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+            features={"amount": float(row.amount)},
+            prediction=float(row.score),
+            segments={"user": row.user},
+            # clicked is logged for some events only, and other keys ride along unread.
+            metadata={"decision": row.decision, "request": {"ip": "10.0.0.1"}}
+            | ({"clicked": bool(row.clicked)} if i % 2 else {}),
+        )
+        for i, row in enumerate(window.itertuples())
+    ]
+    with DuckDBStore(":memory:") as store:
+        store.write_events(events)
+        table = to_monitor_table(monitor.config, store.events("fraud"))
+    assert "request" not in table.column_names
+    report = monitor.check(table)
+    blocked = _row(report, "proxy_blocked_share")
+    assert blocked.value == pytest.approx((window["decision"] == "block").mean())
+    assert blocked.n == 800
+    engaged = _row(report, "proxy_engaged_7d")
+    assert engaged.n == 400
+    assert engaged.value == pytest.approx(window["clicked"].iloc[1::2].mean())
+    assert not [r for r in report.rows if r.metric == "schema" and r.status != "ok"]

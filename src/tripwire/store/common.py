@@ -218,6 +218,7 @@ EVENTS = _result(
     "events.cost",
     "events.features",
     "events.segments",
+    "events.metadata",
     "labels.label",
     "labels.labelled_at",
 )

@@ -288,7 +288,7 @@ class DuckDBStore:
         query = (
             f"WITH e AS MATERIALIZED (SELECT * FROM events WHERE {where}) "
             "SELECT e.event_id, e.ts, e.prediction, e.latency_ms, e.status, e.cost, "
-            "e.features, e.segments, l.label, "
+            "e.features, e.segments, e.metadata, l.label, "
             # When the label became known: as its sender said, else when it reached us.
             "coalesce(l.labelled_at, l.received_at) AS labelled_at "
             "FROM e LEFT JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "

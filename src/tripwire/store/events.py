@@ -81,6 +81,13 @@ def to_monitor_table(config: ModelConfig, stored: pa.Table) -> pa.Table:
         expanded = _expand(stored[part])
         for name in expanded.column_names:
             out.setdefault(name, expanded[name])
+    # Metadata holds what serving logged beside the prediction (a decision, a click): only the
+    # columns a proxy reads are taken, so that other keys are not reported as new columns.
+    wanted = {proxy.column for proxy in config.proxies} - out.keys()
+    if wanted:
+        metadata = _expand(stored["metadata"])
+        for name in sorted(wanted & set(metadata.column_names)):
+            out[name] = metadata[name]
     return pa.table(out)
 
 

@@ -513,7 +513,7 @@ class PostgresStore:
         """Stored events in ``[since, until)`` with their labels (null until one arrives)."""
         query = (
             "SELECT e.event_id, e.ts, e.prediction, e.latency_ms, e.status, e.cost, "
-            "e.features, e.segments, l.label, "
+            "e.features, e.segments, e.metadata, l.label, "
             # When the label became known: as its sender said, else when it reached us.
             "coalesce(l.labelled_at, l.received_at) AS labelled_at "
             "FROM events e LEFT JOIN labels l "
