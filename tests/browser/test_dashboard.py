@@ -1,0 +1,158 @@
+"""Click through the dashboard on the demo's month: overview → model → feature → incident.
+
+What a newcomer must be able to find there: the demo's incidents, their runbooks, and the decay
+of the new users' segment beside the whole population on one chart. Each step saves a
+screenshot (see conftest.py for where).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# The demo's incidents (tripwire.demo.scenario): rule, feature, segment.
+OPEN = {
+    ("psi_top_feature_drift", "distance_km", "all"),
+    ("segment_performance", "", "user_type=new"),
+    ("latency_p95", "", "all"),
+}
+RESOLVED = {
+    ("null_share_top_features", "merchant_risk", "all"),
+    ("drift_digest", "session_jitter", "all"),
+}
+
+
+def sign_in(page: Any, site: Any, path: str = "/dashboard") -> None:
+    """The token once in the address; the dashboard answers with a cookie and the page."""
+    separator = "&" if "?" in path else "?"
+    response = page.goto(site.url(f"{path}{separator}token={site.token}"))
+    assert response.status == 200
+    assert "token=" not in page.url  # redirected to the address without it
+
+
+def test_the_store_holds_the_demo_incidents(site: Any) -> None:
+    found = {(i["rule"], i["feature"], i["segment"]) for i in site.incidents}
+    assert found >= OPEN | RESOLVED
+    still_open = {
+        (i["rule"], i["feature"], i["segment"]) for i in site.incidents if i["resolved_at"] is None
+    }
+    assert still_open >= OPEN
+
+
+def test_sign_in_with_the_form(page: Any, site: Any) -> None:
+    tab = page.page
+    tab.goto(site.url("/dashboard/models/fraud-detector"))
+    assert "/dashboard/login" in tab.url
+    page.shot("00-sign-in")
+    tab.fill("#token", "not the token")
+    tab.click("button[type=submit]")
+    assert tab.locator(".error").inner_text() == "Wrong token."
+    assert page.errors == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+    page.errors.clear()  # that one was asked for
+    tab.fill("#token", site.token)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(re.compile(r".*/dashboard/models/fraud-detector$"))
+    assert tab.locator("h1").inner_text() == "fraud-detector"
+    tab.click("text=Sign out")
+    tab.wait_for_url(re.compile(r".*/dashboard/login$"))
+    tab.goto(site.url("/dashboard"))
+    assert "/dashboard/login" in tab.url
+
+
+def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> None:
+    tab = page.page
+    sign_in(tab, site)
+
+    # Overview: the model, its four layers, the open incidents and their owners.
+    card = tab.locator(".card.model")
+    assert card.locator("h3").inner_text() == "fraud-detector"
+    badges = card.locator(".layers .badge").all_inner_texts()
+    assert [b.split(":")[0] for b in badges] == ["inputs", "predictions", "performance", "cost"]
+    assert "inputs: alert" in badges and "cost: alert" in badges
+    assert "owners: fraud-ds (#fraud-ml)" in card.inner_text()
+    open_table = tab.locator("table").last
+    rules = open_table.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert {rule for rule, _, _ in OPEN} <= set(rules)
+    assert "the serving platform on-call" in open_table.inner_text()
+    page.shot("01-overview")
+
+    # The model: a section per layer.
+    card.locator("h3 a").click()
+    tab.wait_for_url(re.compile(r".*/dashboard/models/fraud-detector$"))
+    for section in ("Inputs", "Predictions", "Performance", "Cost and latency", "Incidents"):
+        assert tab.locator("section h2", has_text=section).count() == 1
+    ranked = tab.locator("#inputs tbody tr td:nth-child(2)").all_inner_texts()
+    assert ranked[0] == "distance_km"  # importance x PSI puts the shifted feature first
+    assert tab.locator("#inputs svg.spark").count() == len(ranked)
+    band = tab.locator("#predictions figure", has_text="mean_pred").first
+    assert band.locator("polygon.band").count() >= 1
+    # Performance: the whole population and each segment on one chart, each with its threshold.
+    auc = tab.locator("#performance figure", has_text="auc: overall").first
+    legend = auc.locator(".legend").inner_text()
+    for line in ("all", "user_type=new", "user_type=returning"):
+        assert line in legend
+    assert auc.locator("polyline.ln").count() >= 3
+    assert auc.locator("line.thr").count() == 3
+    assert auc.locator("circle.pt.bad").count() >= 1  # the new users' decay, flagged
+    assert tab.locator("#performance figure", has_text="label_coverage").count() == 1
+    assert tab.locator("#cost figure", has_text="latency percentiles").count() == 1
+    incidents = tab.locator("#incidents tbody tr td:first-child").all_inner_texts()
+    assert {rule for rule, _, _ in OPEN | RESOLVED} <= set(incidents)
+    assert "delivered" in tab.locator("#incidents").inner_text()
+    page.shot("02-model")
+
+    # A feature: its metrics over time and its histogram against the reference's.
+    tab.locator("#inputs a", has_text="distance_km").click()
+    tab.wait_for_url(re.compile(r".*/features/distance_km.*"))
+    assert tab.locator("h1").inner_text() == "distance_km"
+    assert tab.locator("svg.hist").count() == 8
+    assert tab.locator("svg.hist rect.ref").count() > 0
+    assert "user_type=new" in tab.locator("nav.segments").inner_text()
+    page.shot("03-feature")
+    tab.locator("nav.segments a", has_text="user_type=new").click()
+    tab.wait_for_url(re.compile(r".*segment=user_type%3Dnew.*"))
+    assert tab.locator("nav.segments a.on").inner_text() == "user_type=new"
+
+    # An incident: the new users' decay, its runbook and its deliveries.
+    tab.go_back()
+    tab.go_back()
+    tab.wait_for_url(re.compile(r".*/dashboard/models/fraud-detector$"))
+    row = tab.locator("#incidents tbody tr", has_text="user_type=new").filter(
+        has_text="segment_performance"
+    )
+    row.locator("td:first-child a").click()
+    tab.wait_for_url(re.compile(r".*/incidents/.*segment_performance.*user_type=new.*"))
+    assert "segment_performance" in tab.locator("h1").inner_text()
+    runbook = tab.locator("dl.runbook").inner_text()
+    for heading in ("What this means", "What to check", "Who owns the fix"):
+        assert heading in runbook
+    assert "Realized auc fell by more than 0.05" in runbook
+    assert tab.locator("svg.chart rect.shade").count() == 1
+    deliveries = tab.locator("table").last.inner_text()
+    assert "firing" in deliveries and "delivered" in deliveries
+    page.shot("04-incident")
+
+
+def test_every_incident_and_feature_page_loads(page: Any, site: Any) -> None:
+    tab = page.page
+    sign_in(tab, site)
+    model = "/dashboard/models/fraud-detector"
+    for incident in site.incidents:
+        response = tab.goto(site.url(f"{model}/incidents/{incident['dedup_key']}"))
+        assert response.status == 200, incident["dedup_key"]
+        assert incident["rule"] in tab.locator("h1").inner_text()
+        assert tab.locator("dl.runbook dd").count() == 3
+    for feature in site.config.columns.features:
+        response = tab.goto(site.url(f"{model}/features/{quote(feature)}?windows=30"))
+        assert response.status == 200, feature
+        assert tab.locator("svg.hist").count() == 8
+    for windows in (7, 30):
+        assert tab.goto(site.url(f"{model}?windows={windows}")).status == 200
+    page.shot("05-model-last-7")
