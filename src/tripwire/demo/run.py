@@ -29,7 +29,7 @@ from tripwire.demo.stored import stored_incidents, stored_report
 from tripwire.monitor import Monitor
 from tripwire.report.model import Report
 from tripwire.scheduler import JobRecord
-from tripwire.store import DuckDBStore
+from tripwire.store import DuckDBStore, Store
 
 DAY = dt.timedelta(days=1)
 ALERTS = "alerts.txt"  # where the console channel's alerts go
@@ -87,6 +87,7 @@ def _midnight(date: dt.date) -> dt.datetime:
 def run(out: Path, step: Callable[[str], None] = lambda _: None) -> DemoRun:
     """Generate the scenario, write it under ``out``, and live through it day by day."""
     out.mkdir(parents=True, exist_ok=True)
+    # Started first, so that its imports overlap the scenario's generation.
     with serving_process(out / "tripwire.yaml") as serving:
         data = scenario.generate()
         write_files(out, data)
@@ -96,7 +97,9 @@ def run(out: Path, step: Callable[[str], None] = lambda _: None) -> DemoRun:
         lag = scenario.LABEL_LAG_DAYS
         traffic = [_day_file(out, date) for date, _ in data.days]
         store_path = out / "tripwire.duckdb"
-        store_path.unlink(missing_ok=True)
+        # A fresh store each run, without the write-ahead log an interrupted run may have left.
+        for stale in (store_path, store_path.with_name(store_path.name + ".wal")):
+            stale.unlink(missing_ok=True)
         days: list[DemoDay] = []
         known: dict[str, Incident] = {}
         with (
@@ -127,7 +130,7 @@ def run(out: Path, step: Callable[[str], None] = lambda _: None) -> DemoRun:
 
 def _read_day(
     monitor: Monitor,
-    store: DuckDBStore,
+    store: Store,
     date: dt.date,
     records: list[JobRecord],
     known: dict[str, Incident],
