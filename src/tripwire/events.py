@@ -61,6 +61,9 @@ class Rejected(BaseModel):
     index: int
     reason: str
     payload: str
+    # Where the item came from when its source names each one (a stream entry id, a topic
+    # partition and offset): quarantining it again from there (a redelivery) is a no-op.
+    origin: str | None = None
 
 
 def _reason(exc: ValidationError) -> str:

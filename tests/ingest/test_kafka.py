@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -197,11 +198,22 @@ def test_repeats_are_stored_once_and_bad_messages_quarantined(
     reasons = " | ".join(row["reason"] for row in unknown)
     assert "not JSON" in reasons and "not a JSON object" in reasons and "no value" in reasons
     assert f"message {topic}[" in reasons  # the partition and offset of what was not JSON
-    assert {row["source"].split("[")[0] for row in unknown} == {f"kafka {topic} batch"}
     assert any("not json" in row["payload"] for row in unknown)
     [missing] = collector.store.quarantined(config.name).to_pylist()
     assert "features" in missing["reason"] and events[1]["event_id"] in missing["payload"]
     assert len(collector.store.quarantined("nobody")) == 1
+    # Each quarantined item is named by its partition and offset...
+    quarantined = [*unknown, missing, *collector.store.quarantined("nobody").to_pylist()]
+    sources = {row["source"] for row in quarantined}
+    assert len(sources) == 5
+    assert all(re.fullmatch(rf"kafka {topic}\[\d+\]@\d+", source) for source in sources)
+    # ...so reading the topic again (another group: a redelivery of everything) stores none of
+    # it a second time.
+    with _consumer(kafka_cluster, topic, f"{group}-again", collector, batch_size=64) as again:
+        assert _drain(again, 425) == 425
+        assert again.stats.quarantined == 5 and again.stats.stored == 0
+    assert len(collector.store.quarantined(UNKNOWN_MODEL)) == len(unknown)
+    assert len(collector.store.quarantined(config.name)) == 1
 
 
 class _FailsOnce(Collector):

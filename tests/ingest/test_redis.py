@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -178,6 +179,9 @@ def test_malformed_entries_are_quarantined_not_dropped(
     [missing] = collector.store.quarantined(config.name).to_pylist()
     assert "features" in missing["reason"] and events[1]["event_id"] in missing["payload"]
     assert len(collector.store.quarantined("nobody")) == 1
+    # Each quarantined item is named by its stream entry id, so a redelivery is kept once.
+    sources = [row["source"] for row in [*unknown, missing]]
+    assert all(re.fullmatch(rf"redis {stream} \d+-\d+", source) for source in sources)
     assert _pending(redis_server, stream) == 0
     client.close()
 

@@ -1022,3 +1022,23 @@ def test_late_windows_are_those_with_events_received_after_they_were_checked(sto
     assert store.late_windows("fraud", WEEK) == []  # no week was checked
     write(store, T0 + DAY)
     assert store.late_windows("fraud", DAY) == []
+
+
+def test_an_item_quarantined_again_from_the_same_stream_position_is_kept_once(store):
+    def bad(index: int, origin: str | None) -> Rejected:
+        return Rejected(index=index, reason="not JSON", payload="{", origin=origin)
+
+    first = [bad(0, "redis events 1-0"), bad(1, "redis events 1-1"), bad(2, None)]
+    store.quarantine("fraud", "redis events", first)
+    # A consumer killed after the commit, before its ack, reads the batch again.
+    store.quarantine("fraud", "redis events", [*first, bad(3, "redis events 1-2")])
+    got = store.quarantined("fraud")["source"].to_pylist()
+    assert got == [
+        "redis events 1-0",
+        "redis events 1-1",
+        "redis events[2]",
+        "redis events[2]",  # no origin: the same index of another batch is another item
+        "redis events 1-2",
+    ]
+    store.quarantine("churn", "redis events", first[:1])  # another model's is its own
+    assert store.quarantined("churn").num_rows == 1

@@ -114,10 +114,9 @@ class KafkaConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
         }
-        # Quarantined items are recorded as "<source>[<batch index>]"; the reasons of messages
-        # that are not JSON name their partition and offset, and the first rejection of each
-        # batch is logged with them.
-        self._source = f"kafka {topic} batch"
+        # Quarantined items are recorded by partition and offset (see decode); the first
+        # rejection of each batch is logged with them.
+        self._source = f"kafka {topic}"
         self._fatal: Any = None  # a fatal KafkaError reported by librdkafka's error callback
         self._closed = False
         self._consumer = Consumer(config)
@@ -318,7 +317,7 @@ def decode(messages: Sequence[Message]) -> Batch:
     A message with no value or a value that is not JSON goes into ``batch.unreadable`` with
     its partition and offset in the reason.
     """
-    batch = Batch()
+    batch = Batch(origins=[f"kafka {_where(m).removeprefix('message ')}" for m in messages])
     for index, message in enumerate(messages):
         raw = message.value()
         if raw is None:

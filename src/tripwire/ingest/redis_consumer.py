@@ -237,6 +237,7 @@ class RedisConsumer:
         if not entries and not deleted:
             return 0
         batch, ids = decode(entries, deleted)
+        batch.origins = [f"redis {self.stream} {entry_id.decode()}" for entry_id in ids]
         try:
             result = self.collector.ingest_events(batch, source=f"redis {self.stream}")
         except BaseException:

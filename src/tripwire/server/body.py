@@ -36,6 +36,8 @@ class Batch:
     items: list[Any] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
     unreadable: list[Rejected] = field(default_factory=list)
+    # Per batch index, the item's name in its stream when it has one (queue consumers).
+    origins: list[str] = field(default_factory=list)
 
 
 def media_type(content_type: str | None) -> str:

@@ -91,6 +91,7 @@ class Collector:
         """
         result = validate_event_batch(self.configs, batch.items, batch.indices)
         _add_unreadable(result.rejected, batch)
+        _name_origins(result.rejected, batch)
         write = _EventWrite(result.accepted, result.rejected, source)
         self._store_events(write)
         return EventIngestResult(
@@ -188,6 +189,13 @@ class Collector:
 def _add_unreadable(rejected: dict[str, list[Rejected]], batch: Batch) -> None:
     if batch.unreadable:
         rejected.setdefault(UNKNOWN_MODEL, []).extend(batch.unreadable)
+
+
+def _name_origins(rejected: Mapping[str, list[Rejected]], batch: Batch) -> None:
+    if batch.origins:
+        for items in rejected.values():
+            for item in items:
+                item.origin = batch.origins[item.index]
 
 
 def _rejections(rejected: Mapping[str, list[Rejected]]) -> list[ItemRejection]:

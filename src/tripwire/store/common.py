@@ -18,7 +18,7 @@ import pyarrow as pa
 from pydantic_core import to_json
 
 from tripwire.errors import TripwireError
-from tripwire.events import Event, Label
+from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 
 PRODUCTION = "production"
@@ -273,6 +273,25 @@ REVISIONS_QUERY = (
     f"WHERE {' AND '.join('m.' + part for part in _KEY.split(' AND '))} "
     "AND m.layer = 'performance') AS revisions"
 )
+
+
+# An item named by its origin (a stream position) is kept once; others (an HTTP batch's items,
+# named by their index) every time they come.
+QUARANTINE_INSERT = (
+    "INSERT INTO quarantine (received_at, model, source, reason, payload) "
+    "SELECT ?, ?, ?, ?, ? WHERE NOT ? OR NOT EXISTS "
+    "(SELECT 1 FROM quarantine WHERE model = ? AND source = ?)"
+)
+
+
+def quarantine_rows(model: str, source: str, rejected: Sequence[Rejected]) -> list[tuple[Any, ...]]:
+    """Parameters of :data:`QUARANTINE_INSERT`, one tuple per rejected item."""
+    now = now_utc()
+    rows = []
+    for r in rejected:
+        where = r.origin or f"{source}[{r.index}]"
+        rows.append((now, model, where, r.reason, r.payload, r.origin is not None, model, where))
+    return rows
 
 
 def naive_utc(moment: datetime) -> datetime:

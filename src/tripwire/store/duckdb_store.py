@@ -25,6 +25,7 @@ from tripwire.store.common import (
     KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
+    QUARANTINE_INSERT,
     REVISIONS,
     REVISIONS_QUERY,
     event_table,
@@ -33,6 +34,7 @@ from tripwire.store.common import (
     naive_utc,
     newer_schema,
     now_utc,
+    quarantine_rows,
     windows_used_json,
 )
 from tripwire.store.schema import MIGRATIONS
@@ -252,12 +254,7 @@ class DuckDBStore:
         """Keep what failed validation, with the reason, so nothing is dropped silently."""
         if not rejected:
             return
-        now = now_utc()
-        self.connection.executemany(
-            "INSERT INTO quarantine (received_at, model, source, reason, payload) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [[now, model, f"{source}[{r.index}]", r.reason, r.payload] for r in rejected],
-        )
+        self.connection.executemany(QUARANTINE_INSERT, quarantine_rows(model, source, rejected))
 
     def quarantined(self, model: str) -> pa.Table:
         return self.connection.sql(

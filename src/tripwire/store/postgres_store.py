@@ -32,6 +32,7 @@ from tripwire.store.common import (
     KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
+    QUARANTINE_INSERT,
     QUARANTINED,
     REVISIONS,
     REVISIONS_QUERY,
@@ -42,6 +43,7 @@ from tripwire.store.common import (
     naive_utc,
     newer_schema,
     now_utc,
+    quarantine_rows,
     rows_to_table,
     table_rows,
     windows_used_json,
@@ -211,6 +213,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX metric_revisions_window
         ON metric_revisions (model, namespace, window_start, window_seconds);
+    """,
+    # 5: quarantined items looked up by source, so that one redelivered from its stream
+    # (same entry id, same partition and offset) is not kept twice.
+    """
+    CREATE INDEX quarantine_source ON quarantine (model, source);
     """,
 )
 
@@ -488,12 +495,9 @@ class PostgresStore:
 
     def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
         """Keep what failed validation, with the reason, so nothing is dropped silently."""
-        now = now_utc()
         with self.connection.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO quarantine (received_at, model, source, reason, payload) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [(now, model, f"{source}[{r.index}]", r.reason, r.payload) for r in rejected],
+                QUARANTINE_INSERT.replace("?", "%s"), quarantine_rows(model, source, rejected)
             )
 
     def quarantined(self, model: str) -> pa.Table:

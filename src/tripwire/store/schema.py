@@ -152,4 +152,9 @@ MIGRATIONS: tuple[str, ...] = (
         ci_high DOUBLE
     );
     """,
+    # 5: quarantined items looked up by source, so that one redelivered from its stream
+    # (same entry id, same partition and offset) is not kept twice.
+    """
+    CREATE INDEX quarantine_source ON quarantine (model, source);
+    """,
 )
