@@ -21,9 +21,11 @@ from tripwire.demo.findings import Finding, findings
 from tripwire.demo.pipeline import Throughput
 from tripwire.demo.scenario import LABEL_LAG_DAYS
 from tripwire.layers.rows import MetricRow
+from tripwire.monitor import Monitor
 from tripwire.report.html import render_timeline
 from tripwire.report.summary import headline, worst_per_subject
 from tripwire.report.terminal import STYLE
+from tripwire.store import DuckDBStore
 
 
 @click.command()
@@ -36,7 +38,13 @@ from tripwire.report.terminal import STYLE
     help="Where to write the scenario, the store, the alerts and the report.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def demo(out_dir: Path, as_json: bool) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then open the dashboard on the demo's store (127.0.0.1:8080, or a free port) and "
+    "print its address and read token; Ctrl-C stops it.",
+)
+def demo(out_dir: Path, as_json: bool, serve: bool) -> None:
     """Run the whole loop on a built-in fraud scenario: 30 days, five incidents.
 
     Generates a reference and 30 days of traffic (nothing is downloaded) and lives through
@@ -46,11 +54,13 @@ def demo(out_dir: Path, as_json: bool) -> None:
     its labels land, evaluates the starter alert rules and delivers alerts through the outbox
     (the console channel's go to alerts.txt). Prints a day-by-day timeline of the four layers
     and the incidents opened and resolved with their routes, the weekly digest, and writes an
-    HTML report.
+    HTML report. With --serve, the dashboard then shows the store (overview, layers,
+    incidents with their runbooks) until Ctrl-C.
 
     \b
     Example:
       tripwire demo --out /tmp/tripwire-demo
+      tripwire demo --serve
     """
     # Refreshed on each step only: while the scheduler delivers alerts, the run sends stderr
     # (where the console channel prints) to a file, and a refresh from the progress bar's own
@@ -99,6 +109,8 @@ def demo(out_dir: Path, as_json: bool) -> None:
             "alerts": str(out_dir / demo_run.ALERTS),
         }
         click.echo(json.dumps(summary, indent=2))
+        if serve:
+            _serve(out_dir, result.monitor)
         return
     _print_pipeline(result.throughput, out_dir)
     monitor = result.monitor
@@ -124,6 +136,22 @@ def demo(out_dir: Path, as_json: bool) -> None:
         f"Replay a day: tripwire check --config {out_dir / 'tripwire.yaml'} "
         f"--current {out_dir / 'days' / f'{result.days[11].date}.parquet'}"
     )
+    if serve:
+        _serve(out_dir, result.monitor)
+
+
+def _serve(out_dir: Path, monitor: Monitor) -> None:
+    """The dashboard on the demo's store until Ctrl-C (its address on stderr)."""
+    from tripwire.server.dashboard.local import local_dashboard
+
+    with DuckDBStore(out_dir / "tripwire.duckdb") as store:
+        dashboard = local_dashboard(monitor.config, store, monitor)
+        err.print(
+            f"\nDashboard: {dashboard.sign_in_url}\n(read token {dashboard.token}: the address "
+            "signs your browser in once; Ctrl-C stops the server)",
+            highlight=False,
+        )
+        dashboard.run_until_stopped()
 
 
 def _print_pipeline(throughput: Throughput, out_dir: Path) -> None:
