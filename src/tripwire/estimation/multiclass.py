@@ -278,7 +278,7 @@ def class_sums(pt: NDArray[np.float64], pred: NDArray[np.intp]) -> ClassSums:
     q = pt[pred, np.arange(n)]
     q_sq = np.bincount(pred, weights=q * q, minlength=k).astype(np.float64)
     q_p = np.array([np.bincount(pred, weights=q * pt[c], minlength=k) for c in range(k)]).T
-    p_p = pt @ pt.T
+    p_p = np.einsum("ki,li->kl", pt, pt)  # not BLAS: profiles run in a thread pool
     return confusion, m, q_sq, q_p, p_p
 
 
