@@ -23,6 +23,7 @@ from tripwire.profile.estimated import (
     BinaryEstimate,
     MulticlassEstimate,
     RegressionEstimate,
+    ScoreCalibration,
     SoftHistogram,
     grid_slots,
 )
@@ -36,6 +37,13 @@ METRICS = ("precision", "recall", "f1", "accuracy")
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261126)
+
+
+def _knots(scores: np.ndarray, p: np.ndarray) -> ScoreCalibration:
+    """The calibration that maps each of these scores to its probability exactly."""
+    present = ~np.isnan(scores)
+    order = np.argsort(scores[present])
+    return ScoreCalibration(scores[present][order], p[present][order], True, "exact")
 
 
 def _world(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +98,19 @@ def test_expected_auc_from_slots_against_raw_scores(rng):
     assert se == pytest.approx(_delta_se(on_points[order], p[order]), rel=1e-9)
 
 
+def test_sorted_and_unsorted_soft_histograms_agree(rng):
+    scores, p = _world(rng, 10_000)
+    grid = NumericBins.fit(scores[:5000], grid_size=100).grid
+    grid_ties = grid[rng.integers(0, grid.size, 2000)]
+    scores = np.concatenate([scores, grid_ties, [-5.0, 5.0]])
+    p = np.concatenate([p, rng.random(2002)])
+    order = np.argsort(scores)
+    s, q = scores[order], p[order]
+    a, b = SoftHistogram.of(scores, p, grid), SoftHistogram.of_sorted(s, q, q * (1 - q), grid)
+    for name in ("positive", "negative", "pq", "p2q", "p3q"):
+        assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-9), name
+
+
 def _delta_se(s: np.ndarray, p: np.ndarray) -> float:
     result = expected_auc_sorted(s, p)
     return float(np.sqrt(np.sum(p * (1 - p) * result.gradient**2)))
@@ -98,7 +119,7 @@ def _delta_se(s: np.ndarray, p: np.ndarray) -> float:
 def test_binary_estimate_equals_cbpe_on_the_rows(rng):
     scores, p = _world(rng, 30_000)
     bins = NumericBins.fit(scores, grid_size=1000)
-    estimate, bound = BinaryEstimate.of(scores, p, bins.grid, 0.5).estimate()
+    estimate, bound = BinaryEstimate.of(scores, _knots(scores, p), bins.grid, 0.5).estimate()
     order = np.argsort(scores)
     direct = binary_estimate(scores[order], p[order], 0.5)
     for metric in METRICS:
@@ -114,11 +135,10 @@ def test_merged_days_equal_the_whole_window(rng):
     scores, p = _world(rng, 9000)
     scores[::97] = np.nan  # null scores are skipped
     bins = NumericBins.fit(scores[~np.isnan(scores)], grid_size=400)
-    days = [
-        BinaryEstimate.of(s, q, bins.grid, 0.4) for s, q in zip(*_split(scores, p), strict=True)
-    ]
+    calibration = _knots(scores, p)
+    days = [BinaryEstimate.of(day, calibration, bins.grid, 0.4) for day in _split(scores)[0]]
     merged = days[0] + days[1] + days[2]
-    whole = BinaryEstimate.of(scores, p, bins.grid, 0.4)
+    whole = BinaryEstimate.of(scores, calibration, bins.grid, 0.4)
     assert merged.n_rows == whole.n_rows == 9000 - 93
     a, b = merged.estimate()[0], whole.estimate()[0]
     for metric in a.values:

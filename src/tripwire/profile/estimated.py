@@ -225,6 +225,28 @@ class SoftHistogram(Additive):
         p2q = pq * p
         return cls(total(p), total(1.0 - p), total(pq), total(p2q), total(p2q * p))
 
+    @classmethod
+    def of_sorted(cls, s: Floats, p: Floats, pq: Floats, grid: Floats) -> Self:
+        """:meth:`of` for ascending scores ``s`` (no NaN), with ``pq = p (1 - p)`` given: each
+        slot is a contiguous range of rows, found by binary search of the grid."""
+        left = np.searchsorted(s, grid, side="left")
+        right = np.searchsorted(s, grid, side="right")
+        starts = np.empty(2 * grid.size + 1, dtype=np.int64)
+        starts[0], starts[1::2], starts[2::2] = 0, left, right
+        counts = np.diff(np.append(starts, s.size))
+        nonempty = counts > 0
+        first = starts[nonempty]  # the ranges partition the rows, so each runs to the next
+
+        def total(values: Floats) -> Floats:
+            out = np.zeros(starts.size)
+            if first.size:
+                out[nonempty] = np.add.reduceat(values, first)
+            return out
+
+        p2q = pq * p
+        positive = total(p)
+        return cls(positive, counts - positive, total(pq), total(p2q), total(p2q * p))
+
     def auc(self) -> tuple[float, float, float]:
         """Expected ROC AUC, its standard error and its bound, from the slots alone.
 
@@ -277,18 +299,25 @@ class BinaryEstimate(Additive):
     scores: SoftHistogram
 
     @classmethod
-    def of(cls, scores: Floats, p: Floats, grid: Floats, threshold: float) -> Self:
-        """Rows with a score (NaN is skipped): raw ``scores`` and calibrated ``p``."""
-        present = ~np.isnan(scores) & ~np.isnan(p)
-        s, p = scores[present], p[present]
-        predicted = s >= threshold
-        q = 1.0 - p
-        pq = p * q
-        confusion = np.array(
-            [p[predicted].sum(), q[predicted].sum(), p[~predicted].sum(), q[~predicted].sum()]
-        )
-        variance = np.array([pq[predicted].sum(), pq[~predicted].sum()])
-        return cls(int(s.size), confusion, variance, SoftHistogram.of(s, p, grid))
+    def of(
+        cls, scores: Floats, calibration: ScoreCalibration, grid: Floats, threshold: float
+    ) -> Self:
+        """The window's scores (NaN is skipped), made probabilities by ``calibration``.
+
+        The scores are sorted once. Calibration is non-decreasing, so the probabilities of the
+        sorted scores are computed in order (a fast interpolation), the threshold and the grid
+        are found by binary search, and every sum runs over a contiguous range of rows.
+        """
+        s = np.sort(scores)
+        s = s[: s.size - int(np.count_nonzero(np.isnan(s)))]  # NaN sorts last
+        p = calibration.probabilities(s)
+        n = s.size
+        cut = int(np.searchsorted(s, threshold, side="left"))  # rows [cut:] predicted positive
+        pq = p * (1.0 - p)
+        tp, fn = float(p[cut:].sum()), float(p[:cut].sum())
+        confusion = np.array([tp, (n - cut) - tp, fn, cut - fn])
+        variance = np.array([pq[cut:].sum(), pq[:cut].sum()])
+        return cls(n, confusion, variance, SoftHistogram.of_sorted(s, p, pq, grid))
 
     def estimate(self) -> tuple[Estimate, float]:
         """Estimated AUC, precision, recall, F1 and accuracy with their standard errors

@@ -377,14 +377,15 @@ def _estimation_inputs(
     scores: Floats,
     probabilities: Floats | None,
 ) -> Floats | None:
-    """Per row, once for all segments: calibrated probabilities or predicted losses."""
+    """Per row, once for all segments: calibrated class probabilities or predicted losses
+    (a binary model's probabilities are computed per segment, on its sorted scores)."""
     if estimation is None:
         return None
     if estimation.loss is not None:
         return estimation.loss.losses(numeric, scores)
     if probabilities is not None:
         return estimation.class_probabilities(probabilities)
-    return estimation.calibrations[0].probabilities(scores)
+    return None
 
 
 def _label_lag(table: pa.Table, time: str, label_time: str) -> Floats | None:
@@ -424,14 +425,18 @@ def _classes(bins: Bins, data: _Columns) -> ClassWindow | None:
 def _estimated(config: ModelConfig, bins: Bins, data: _Columns) -> Estimated | None:
     """Estimated performance of the window's rows, labelled or not."""
     estimation, inputs = bins.estimation, data.estimation
-    if estimation is None or inputs is None or data.scores is None:
+    if estimation is None or data.scores is None:
         return None
+    if estimation.loss is None and bins.classes is None:  # binary
+        calibration = estimation.calibrations[0]
+        grid, threshold = bins.prediction.grid, config.decision_threshold
+        return BinaryEstimate.of(data.scores, calibration, grid, threshold)
+    assert inputs is not None
     if estimation.loss is not None:
         return RegressionEstimate.of(inputs, estimation.loss.kappa)
-    if bins.classes is not None:
-        assert data.probabilities is not None and data.predicted is not None
-        return MulticlassEstimate.of(data.probabilities, inputs, data.predicted, bins.classes)
-    return BinaryEstimate.of(data.scores, inputs, bins.prediction.grid, config.decision_threshold)
+    assert bins.classes is not None
+    assert data.probabilities is not None and data.predicted is not None
+    return MulticlassEstimate.of(data.probabilities, inputs, data.predicted, bins.classes)
 
 
 def _performance(config: ModelConfig, bins: Bins, data: _Columns) -> tuple[Performance | None, int]:
