@@ -86,3 +86,38 @@ def test_calibrated_model_keeps_its_scores(estimation: ModuleType) -> None:
     again = estimation.make_dataset(rows=500, classes=2, temperature=1.0, seed=3)
     assert data.reference.shape == (500,) and set(data.reference_labels) == {0, 1}
     assert (data.current == again.current).all()  # same seed, same data
+
+
+def test_monitor_path_reports_every_step(
+    estimation: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert estimation.main([*TINY, "--monitor", "--segments", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "monitor path: binary model, 3,000 reference x 3,000 current rows" in out
+    for label in (
+        "fit (bins, calibration, reference)",
+        "profile (all layers, estimation)",
+        "profile, no estimation",
+        "profile, no segments",
+        "evaluate (metric rows)",
+        "estimate (arrays, one window)",
+        "5 (all + segments)",
+        "estimated_*",
+        "largest |estimated - realized| over all segments",
+        "machine",
+        "load average",
+    ):
+        assert label in out, label
+
+
+def test_monitor_path_json_multiclass(estimation: ModuleType) -> None:
+    result = estimation.run_monitor(
+        rows=4000, classes=3, temperature=0.5, segments=3, seed=2, repeat=1
+    )
+    assert result["profiled_segments"] == 4 and result["calibrated_classes"] == 3
+    assert result["estimated_rows"] == 4 * 5  # five estimated metrics, overall and per segment
+    assert set(result["metrics"]) == {"auc", "precision", "recall", "f1", "accuracy"}
+    for figures in result["metrics"].values():
+        assert abs(figures["estimated"] - figures["realized"]) < 5 * figures["standard_error"]
+    assert result["worst_z"] < 5
+    assert all(result["seconds"][step]["best"] > 0 for step in result["seconds"])
