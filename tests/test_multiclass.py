@@ -28,6 +28,7 @@ from tripwire.monitor import Monitor
 from tripwire.store import DuckDBStore
 
 CLASSES = np.array(["cat", "dog", "bird"])
+DAY = dt.timedelta(days=1)
 WEIGHTS = np.array([[1.0, -0.5, 0.2], [0.3, 0.8, -1.0]])
 CONFIG = """
 name: pets
@@ -213,3 +214,56 @@ def test_rules_on_the_class_mix_and_estimated_accuracy_fire(reference: pd.DataFr
     assert math.isfinite(fired["estimated_accuracy_moved"].value or math.nan)
     # Labels two weeks late: the class mix (prediction drift) and the estimate retrain.
     assert decide(config, result.incidents, monitor.importance_).decision == "retrain"
+
+
+def test_stored_events_with_numbered_classes_and_probabilities_among_the_features() -> None:
+    """Through the store: events carry the predicted class as a number and the probabilities
+    among their features; labels arrive later as numbers."""
+    from tripwire.events import Label, validate_events
+    from tripwire.store.events import stored_windows
+
+    numbered = CONFIG.replace(
+        "{cat: p_cat, dog: p_dog, bird: p_bird}", "{0: p_cat, 1: p_dog, 2: p_bird}"
+    )
+    config = parse_config(numbered.replace("  timestamp: ts\n", "  timestamp: ts\n  id: id\n"))
+    codes = {name: k for k, name in enumerate(CLASSES)}
+    rng = np.random.default_rng(6)
+    reference = frame(rng, 20_000).replace({"predicted": codes, "label": codes}).infer_objects()
+    monitor = Monitor(config).fit(reference)
+    window = (
+        frame(rng, 3000, shift=0.5).replace({"predicted": codes, "label": codes}).infer_objects()
+    )
+    moment = dt.datetime(2026, 5, 1, 12)
+    payloads = [
+        {
+            "event_id": f"e{i}",
+            "model": "pets",
+            "timestamp": moment,
+            "features": {
+                "x1": r.x1,
+                "x2": r.x2,
+                "p_cat": r.p_cat,
+                "p_dog": r.p_dog,
+                "p_bird": r.p_bird,
+            },
+            "prediction": float(r.predicted),
+        }
+        for i, r in enumerate(window.itertuples())
+    ]
+    events, rejected = validate_events(config, payloads)
+    assert not rejected
+    labels = [
+        Label(event_id=f"e{i}", model="pets", label=float(y), labelled_at=moment + 3 * DAY)
+        for i, y in enumerate(window["label"])
+    ]
+    with DuckDBStore(":memory:") as store:
+        store.write_events(events)
+        store.write_labels(labels)
+        (table,) = stored_windows(store, config, None, None, DAY)
+    report = monitor.check(table)
+    assert not [r for r in report.rows if r.layer == "inputs" and r.reason]  # no schema notes
+    y, pred = window["label"].astype(int), window["predicted"].astype(int)
+    assert report.value("accuracy") == pytest.approx(metrics.accuracy_score(y, pred))
+    assert report.value("f1") == pytest.approx(metrics.f1_score(y, pred, average="macro"))
+    assert {r.feature for r in report.select(metric="class_share")} == {"0", "1", "2"}
+    assert report.value("estimated_accuracy") is not None
