@@ -34,10 +34,13 @@ def starter_rules(task: Task) -> str:
     >>> text += "columns: {features: {x: numeric}, prediction: p, segments: [s]}\\n"
     >>> len(parse_config(text + starter_rules("binary")).alerts)
     8
+    >>> "metric: accuracy" in starter_rules("multiclass")
+    True
     """
-    performance = "auc" if task == "binary" else "rmse"
-    drop = "0.05" if task == "binary" else "0.1"
-    direction = "fell" if task == "binary" else "rose"
+    classifier = task != "regression"
+    performance = {"binary": "auc", "multiclass": "accuracy"}.get(task, "rmse")
+    drop = "0.05" if classifier else "0.1"
+    direction = "fell" if classifier else "rose"
     rules = [
         "alerts:\n  # The seed rules.\n",
         _rule(
