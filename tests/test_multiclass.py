@@ -137,13 +137,14 @@ def test_prediction_rows_class_shares_and_psi(monitor: Monitor, reference: pd.Da
     window = frame(np.random.default_rng(2), 8000, shift=0.8)
     window.loc[:9, "predicted"] = "fish"  # none of the classes
     report = monitor.check(window)
-    shares = {r.feature: r for r in report.select(metric="class_share")}
-    assert set(shares) == {"cat", "dog", "bird", "(none of the classes)"}
+    shares = {r.metric: r for r in report.select(layer="predictions") if "class_share" in r.metric}
+    assert set(shares) == {f"class_share_{c}" for c in CLASSES} | {"unknown_class_share"}
+    assert shares["unknown_class_share"].value == pytest.approx(10 / 8000)
     current = window["predicted"].value_counts(normalize=True)
     before = reference["predicted"].value_counts(normalize=True)
     for name in CLASSES:
-        assert shares[name].value == pytest.approx(current[name], abs=1e-12)
-        assert shares[name].reference == pytest.approx(before[name], abs=1e-12)
+        assert shares[f"class_share_{name}"].value == pytest.approx(current[name], abs=1e-12)
+        assert shares[f"class_share_{name}"].reference == pytest.approx(before[name], abs=1e-12)
     # DESIGN.md's PSI, written out, over the classes plus "none of them" (shares floored 1e-6).
     a = np.maximum([*(current.get(c, 0.0) for c in CLASSES), current["fish"]], 1e-6)
     e = np.maximum([*(before.get(c, 0.0) for c in CLASSES), 0.0], 1e-6)
@@ -185,12 +186,12 @@ def test_check_through_the_cli_writes_rows_and_a_report(
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rows"]
     names = {(r["layer"], r["metric"]) for r in rows}
-    assert {("predictions", "class_psi"), ("predictions", "class_share")} <= names
+    assert {("predictions", "class_psi"), ("predictions", "class_share_bird")} <= names
     assert {("performance", m) for m in ("auc", "f1", "estimated_auc", "estimated_f1")} <= names
     assert {("performance", "estimation_error_accuracy")} <= names
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Estimated without labels" in html and "No concept drift" in html
-    assert ">bird</td>" in html  # class shares name their class
+    assert ">class_share_bird</th>" in html
     assert "leading indicator" in html  # labels 14 days late
     terminal = CliRunner().invoke(cli, args)
     assert terminal.exit_code == 0 and "leading indicator" in terminal.stdout
@@ -265,5 +266,6 @@ def test_stored_events_with_numbered_classes_and_probabilities_among_the_feature
     y, pred = window["label"].astype(int), window["predicted"].astype(int)
     assert report.value("accuracy") == pytest.approx(metrics.accuracy_score(y, pred))
     assert report.value("f1") == pytest.approx(metrics.f1_score(y, pred, average="macro"))
-    assert {r.feature for r in report.select(metric="class_share")} == {"0", "1", "2"}
+    shares = {r.metric for r in report.select(layer="predictions") if "share" in r.metric}
+    assert shares == {"class_share_0", "class_share_1", "class_share_2"}
     assert report.value("estimated_accuracy") is not None

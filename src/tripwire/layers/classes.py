@@ -3,8 +3,11 @@
 ``class_psi`` is the PSI of the predicted class's distribution against the reference's (the
 classes are its buckets, plus one for predictions that are none of them), judged as PSI is;
 ``entropy`` the mean entropy of the class probabilities in bits (up to log2 of the number of
-classes; low when the model is confident); ``class_share`` one ``info`` row per class, with the
-class as its ``feature``, and one for ``(none of the classes)`` when such predictions occur.
+classes; low when the model is confident); ``class_share_<class>`` the share of predictions of
+each class (``info``, with the reference's share), and ``unknown_class_share`` the share of
+predictions that are none of the classes, when there are any. The class is in the metric's name,
+not in the row's ``feature`` (a per-feature field of the inputs layer), so each share is a
+series of its own in the store and in Prometheus.
 ``score_psi`` and ``mean_pred`` (:mod:`tripwire.layers.predictions`) are those of the top class
 probability: the model's confidence.
 """
@@ -18,7 +21,8 @@ from tripwire.profile.multiclass import ClassWindow
 from tripwire.profile.window import Bins, SegmentWindow
 from tripwire.stats import psi_from_counts
 
-NONE_OF_THEM = "(none of the classes)"
+SHARE_PREFIX = "class_share_"
+UNKNOWN_SHARE = "unknown_class_share"
 
 
 def _entropy(window: ClassWindow) -> float:
@@ -28,7 +32,7 @@ def _entropy(window: ClassWindow) -> float:
 def class_rows(
     bins: Bins, reference: SegmentWindow, current: SegmentWindow, segment: str
 ) -> list[MetricRow]:
-    """``class_psi``, ``entropy`` and the ``class_share`` rows of a multiclass window."""
+    """``class_psi``, ``entropy`` and the class shares of a multiclass window."""
     if bins.classes is None or reference.classes is None or current.classes is None:
         return []
     ref, cur = reference.classes, current.classes
@@ -40,17 +44,16 @@ def class_rows(
         cur.n,
         thresholds={"class_psi": DEFAULTS["psi"]},
     )
-    names = [*bins.classes.classes, NONE_OF_THEM]
+    names = [*(SHARE_PREFIX + name for name in bins.classes.classes), UNKNOWN_SHARE]
     for name, share, ref_share, count in zip(
         names, cur.shares(), ref.shares(), cur.counts, strict=True
     ):
-        if name == NONE_OF_THEM and not count:
+        if name == UNKNOWN_SHARE and not count:
             continue
         rows.append(
             MetricRow(
                 layer="predictions",
-                metric="class_share",
-                feature=name,
+                metric=name,
                 segment=segment,
                 value=share,
                 status="info" if share == share else "no_data",

@@ -334,10 +334,7 @@ def _segment_block(
 
 
 def _output_section(report: Report, layer: Layer) -> str:
-    rows = report.select(layer=layer)
-    # A multiclass model's class shares name their class in the feature column.
-    with_feature = any(r.feature for r in report.select(layer=layer, segment=None))
-    parts = [_metric_table(rows, with_feature)]
+    parts = [_metric_table(report.select(layer=layer))]
     if layer == "performance":
         from tripwire.report.estimated import estimation_html  # it uses this module's helpers
 
@@ -345,7 +342,7 @@ def _output_section(report: Report, layer: Layer) -> str:
     segments = _segments(report.select(layer=layer, segment=None))
     if segments:
         parts.append("<h3>By segment</h3>")
-        parts += [_segment_block(s, rows, rows, with_feature) for s, rows in segments.items()]
+        parts += [_segment_block(s, rows, rows, False) for s, rows in segments.items()]
     return _section(layer, "".join(parts))
 
 
