@@ -365,3 +365,13 @@ def test_serve_lists_models_it_cannot_schedule_and_checks_grace(tmp_path: Path) 
     )
     assert result.exit_code == 2
     assert "invalid duration" in result.output
+
+
+def test_serve_refuses_a_recheck_interval_it_cannot_read(tmp_path: Path) -> None:
+    config = tmp_path / "tripwire.yaml"
+    config.write_text(scenario.CONFIG_YAML, encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["serve", "--config", str(config), "--insecure", "--recheck-every", "soon"]
+    )
+    assert result.exit_code == 2
+    assert "--recheck-every" in result.output

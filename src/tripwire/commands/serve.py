@@ -142,6 +142,15 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
     callback=_grace,
     help="How often to look for windows that have closed (and windows to check again).",
 )
+@click.option(
+    "--recheck-every",
+    "recheck_every",
+    default="1h",
+    show_default=True,
+    callback=_grace,
+    help="At most how often one window is checked again while its labels or late events "
+    "trickle in.",
+)
 def serve(
     config_paths: tuple[Path, ...],
     store_path: str | None,
@@ -154,6 +163,7 @@ def serve(
     schedule: bool,
     grace: timedelta,
     interval: timedelta,
+    recheck_every: timedelta,
 ) -> None:
     """Collect prediction events and labels over HTTP into the store, and check each model's
     windows as they close.
@@ -164,8 +174,8 @@ def serve(
     from the command line. The API is documented at /docs.
 
     Each window is checked (as `tripwire run` checks it) once it has ended and --grace has
-    passed, and checked again when labels arrive for it; GET /v1/jobs shows where each model
-    is. --no-schedule only collects.
+    passed, and checked again when labels or late events arrive for it (at most once per
+    --recheck-every); GET /v1/jobs shows where each model is. --no-schedule only collects.
 
     On a DuckDB store the server writes <store>.server.json beside it (its URL, pid and admin
     token; readable by you only) and removes it when it stops. While it runs, `tripwire run`,
@@ -202,6 +212,7 @@ def serve(
                 threading.Lock(),
                 grace=grace,
                 interval=interval.total_seconds(),
+                recheck_interval=recheck_every,
                 unscheduled=failed,
             )
         app = create_app(
