@@ -374,4 +374,4 @@ def test_serve_refuses_a_recheck_interval_it_cannot_read(tmp_path: Path) -> None
         cli, ["serve", "--config", str(config), "--insecure", "--recheck-every", "soon"]
     )
     assert result.exit_code == 2
-    assert "--recheck-every" in result.output
+    assert "Invalid value for '--recheck-every'" in result.output
