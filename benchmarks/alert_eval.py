@@ -52,6 +52,7 @@ import pyarrow as pa
 from tripwire.alerts.engine import evaluate
 from tripwire.alerts.starter import starter_rules
 from tripwire.config import ModelConfig, parse_config
+from tripwire.store.common import HISTORY
 from tripwire.store.duckdb_store import PRODUCTION, DuckDBStore
 
 MB = 1024 * 1024
@@ -200,7 +201,15 @@ def make_history(
         for cols in (feature_rows, output_rows)
     ]
     # NaN marks "none" while building; the store holds NULL there.
-    history = to_store_nulls(pa.concat_tables(tables).combine_chunks())
+    built = to_store_nulls(pa.concat_tables(tables).combine_chunks())
+    # The store's layout, with null where the benchmark has no values (intervals, coverage).
+    history = pa.table(
+        {
+            f.name: built[f.name] if f.name in built.column_names else pa.nulls(len(built), f.type)
+            for f in HISTORY
+        },
+        schema=HISTORY,
+    )
     return history.sort_by(
         [("window_start", "ascending"), ("segment", "ascending"), ("feature", "ascending"),
          ("metric", "ascending")]
@@ -222,9 +231,11 @@ def write_store(path: Path, history: pa.Table) -> None:
     with DuckDBStore(path) as store:
         db = store.connection
         db.register("bench_rows", history)
+        # BY NAME: the columns the benchmark has no values for (bounds, intervals) stay null.
         db.execute(
-            "INSERT INTO metrics SELECT ?, ?, window_start, ?, segment, feature, layer, metric, "
-            "value, status, threshold, reference, n, importance, NULL, NULL FROM bench_rows",
+            "INSERT INTO metrics BY NAME SELECT ? AS model, ? AS namespace, window_start, "
+            "? AS window_seconds, segment, feature, layer, metric, value, status, threshold, "
+            "reference, n, importance FROM bench_rows",
             [MODEL, PRODUCTION, int(DAY.total_seconds())],
         )
         db.unregister("bench_rows")
