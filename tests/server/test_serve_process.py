@@ -3,7 +3,9 @@ stores what a client sends over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -90,3 +92,16 @@ def test_a_batch_posted_to_the_running_server_is_stored(
     assert stored.num_rows == 200
     assert set(stored.column("event_id").to_pylist()) == {e["event_id"] for e in events[:200]}
     assert TOKEN not in log_path.read_text()
+
+
+@pytest.mark.slow
+def test_the_collector_benchmark_stores_and_reports_every_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main = runpy.run_path(str(Path(__file__).parents[2] / "benchmarks" / "collector.py"))["main"]
+    assert main(["--events", "3000", "--batch", "500", "--clients", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["stored"], result["accepted"], result["duplicates"]) == (3000, 3000, 0)
+    assert result["clients"] == 3 and result["stored_per_s"] > 0
+    assert set(result["stages_cpu_us_per_event"]) == {"parse", "validate", "write", "write_group"}
+    assert result["machine"]["logical_cores"] and "load_average" in result

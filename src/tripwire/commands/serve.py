@@ -3,6 +3,7 @@ a file."""
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import signal
@@ -242,6 +243,11 @@ def serve(
         # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found:
         # a no-op one lets this function clean up (the server file, the store) and exit 0.
         previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        # What start-up made lives as long as the server: out of the cyclic GC's way, so that
+        # a collection walks only what requests make (the collector's batches make thousands
+        # of containers each; measured, about a tenth less server CPU per event).
+        gc.collect()
+        gc.freeze()
         try:
             with sock:
                 server.run(sockets=[sock])
