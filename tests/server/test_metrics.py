@@ -394,6 +394,11 @@ def _wait_for(what: str, check: Any, process: subprocess.Popen[bytes], log: Path
             found = check()
         except httpx.TransportError:
             found = None
+        except httpx.HTTPStatusError as exc:
+            # Prometheus answers 503 while it starts up (and replays its write-ahead log).
+            if exc.response.status_code != 503:
+                raise
+            found = None
         if found:
             return found
         assert time.monotonic() < deadline, f"gave up waiting for {what}\n{log.read_text()}"
