@@ -8,6 +8,7 @@ server answers.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -611,3 +612,27 @@ def test_local_dashboard_serves_a_store_with_a_token_of_its_own(
         finally:
             dashboard.stop()
             thread.join()
+
+
+def test_dashboard_benchmark_runs_on_a_tiny_store(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/dashboard.py at a tiny size: every page answers and is reported (no
+    wall-clock assertion: timings depend on the machine)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("tripwire_benchmark_dashboard", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        args = ["--days", "10", "--features", "12", "--segments", "2", "--rows", "400"]
+        assert module.main([*args, "--repeat", "1", "--json"]) == 0
+    finally:
+        sys.modules.pop(spec.name, None)
+    result = json.loads(capsys.readouterr().out)
+    assert result["windows"] == 10
+    assert set(result["pages"]) >= {"overview", "model, 90 windows", "feature", "incident"}
+    assert all(p["best"] > 0 and p["bytes"] > 0 for p in result["pages"].values())
+    assert result["machine"]["logical_cores"]
