@@ -636,3 +636,37 @@ def test_dashboard_benchmark_runs_on_a_tiny_store(capsys: pytest.CaptureFixture[
     assert set(result["pages"]) >= {"overview", "model, 90 windows", "feature", "incident"}
     assert all(p["best"] > 0 and p["bytes"] > 0 for p in result["pages"].values())
     assert result["machine"]["logical_cores"]
+
+
+def test_performance_state_is_the_worse_of_realized_and_estimated(
+    config: ModelConfig, tmp_path: Path
+) -> None:
+    """Labels lag: the realized verdict comes from an older window, the estimate judges the
+    latest; the layer shows the worse, from the window that gave it."""
+    from tripwire.server.reader import StoreReader
+
+    def row(metric: str, status: str, value: float | None = 0.7) -> MetricRow:
+        return MetricRow(layer="performance", metric=metric, value=value, status=status, n=500)
+
+    windows = {
+        0: [row("auc", "alert", 0.6), row("estimated_auc", "ok")],
+        1: [row("auc", "insufficient_labels", None), row("estimated_auc", "ok")],
+        2: [row("auc", "insufficient_labels", None), row("estimated_auc", "ok")],
+    }
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        for day, rows in windows.items():
+            store.write_window("shop", FIRST + day * DAY, DAY, rows, b"", 500)
+        reader = StoreReader({"shop": config}, store, threading.Lock())
+        starts = store.window_starts("shop", DAY)
+        performance = {s.layer: s for s in reader.layer_states("shop", starts)}["performance"]
+        assert (performance.state, performance.window_start) == ("alert", FIRST)
+        assert [r.metric for r in performance.flagged] == ["auc"]
+        store.write_window(
+            "shop", FIRST + 3 * DAY, DAY, [row("estimated_auc", "watch", 0.65)], b"", 500
+        )
+        store.write_window("shop", FIRST, DAY, [row("auc", "ok")], b"", 500)
+        starts = store.window_starts("shop", DAY)
+        performance = {s.layer: s for s in reader.layer_states("shop", starts)}["performance"]
+        assert (performance.state, performance.window_start) == ("watch", FIRST + 3 * DAY)
+        inputs = {s.layer: s for s in reader.layer_states("shop", starts)}["inputs"]
+        assert (inputs.state, inputs.window_start) == ("no_data", None)

@@ -10,12 +10,11 @@ profile is the fitted monitor's (when the server fitted one for its scheduler).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import pyarrow as pa
@@ -25,6 +24,7 @@ from tripwire.alerts.engine import Incident
 from tripwire.alerts.outbox import Outbox, OutboxRow
 from tripwire.config import AlertRule, ModelConfig, Runbook
 from tripwire.errors import TripwireError
+from tripwire.layers.catalog import ESTIMATED_PREFIX
 from tripwire.layers.rows import LAYERS, SEVERITY, Layer, MetricRow
 from tripwire.monitor import Monitor
 from tripwire.store import Store
@@ -48,7 +48,11 @@ State = Literal["ok", "watch", "alert", "no_data"]
 # A stored verdict as a layer's state: an error (a metric that could not be computed: a
 # missing column, a broken type) is as urgent as an alert.
 _STATE: dict[str, State] = {"ok": "ok", "watch": "watch", "alert": "alert", "error": "alert"}
+_RANK: dict[State, int] = {"alert": 0, "watch": 1, "ok": 2, "no_data": 3}
 _VERDICTS = pa.array(sorted(_STATE), pa.string())
+# Performance is judged twice: on realized metrics (once labels arrive) and on estimated ones
+# (without labels, at once); the layer's state is the worse of the two.
+_PARTS: dict[str, tuple[bool | None, ...]] = {"performance": (False, True)}
 _FLAGGED = pa.array(["alert", "error", "watch"], pa.string())
 
 LOCK_WAIT = 30.0
@@ -203,27 +207,39 @@ class StoreReader:
     ) -> list[LayerSnapshot]:
         """Each layer's state in the latest window with a verdict for it.
 
-        The inputs, predictions and cost of the latest window are judged as it is checked;
-        performance waits for labels, so its latest verdict may be windows older (at most
-        :data:`LOOKBACK_CAP` windows back).
+        The inputs, predictions and cost of the latest window are judged as it is checked.
+        Performance has two sources: realized metrics wait for labels, so their latest verdict
+        may be windows older (at most :data:`LOOKBACK_CAP` windows back), and estimated ones
+        judge the latest window; the layer shows the worse of the two.
         """
         if not starts:
             return [LayerSnapshot(layer, "no_data", None, []) for layer in LAYERS]
         last = starts[-1]
         rows = self.window_rows(model, last) if latest is None else latest
-        found = {layer: _snapshot(rows, layer) for layer in LAYERS}
-        waiting = [layer for layer, snap in found.items() if snap is None]
+        found = {
+            (layer, part): _snapshot(_part(rows, layer, part), layer)
+            for layer in LAYERS
+            for part in _PARTS.get(layer, (None,))
+        }
+        waiting = [key for key, snap in found.items() if snap is None]
         if waiting and len(starts) > 1:
-            # Only the metrics of the layers still without a verdict, in the windows before.
+            # Only the metrics still without a verdict, in the windows before.
             metrics = sorted(
-                set(rows.filter(pc.is_in(rows["layer"], pa.array(waiting)))["metric"].to_pylist())
+                {
+                    m
+                    for layer, part in waiting
+                    for m in _part(rows, layer, part)["metric"].to_pylist()
+                }
             )
             if metrics:
                 back = max(0, len(starts) - 1 - LOOKBACK_CAP)
                 older = self.history(model, metrics, since=starts[back], until=last)
-                for layer in waiting:
-                    found[layer] = _latest_snapshot(older, layer)
-        return [found[layer] or LayerSnapshot(layer, "no_data", None, []) for layer in LAYERS]
+                for layer, part in waiting:
+                    found[layer, part] = _latest_snapshot(_part(older, layer, part), layer)
+        return [
+            _worse(layer, [found[layer, part] for part in _PARTS.get(layer, (None,))])
+            for layer in LAYERS
+        ]
 
     # -- incidents, deliveries, calibrations ----------------------------------------------
 
@@ -292,6 +308,25 @@ class StoreReader:
         return found[0][1] if found else None
 
 
+def _part(rows: pa.Table, layer: str, estimated: bool | None) -> pa.Table:
+    """The rows of ``layer``; of performance, the estimated or the realized ones."""
+    chosen = rows.filter(pc.equal(rows["layer"], layer))
+    if estimated is None:
+        return chosen
+    is_estimated = pc.starts_with(chosen["metric"], ESTIMATED_PREFIX)
+    return chosen.filter(is_estimated if estimated else pc.invert(is_estimated))
+
+
+def _worse(layer: Layer, snapshots: list[LayerSnapshot | None]) -> LayerSnapshot:
+    """One state for the layer from its parts' snapshots: the worse, with every flagged row."""
+    present = [s for s in snapshots if s is not None]
+    if not present:
+        return LayerSnapshot(layer, "no_data", None, [])
+    worst = min(present, key=lambda s: _RANK[s.state])
+    flagged = _worst_first([r for s in present for r in s.flagged])
+    return LayerSnapshot(layer, worst.state, worst.window_start, flagged)
+
+
 def _verdict_rows(rows: pa.Table, layer: str) -> pa.Table:
     return rows.filter(pc.and_(pc.equal(rows["layer"], layer), pc.is_in(rows["status"], _VERDICTS)))
 
@@ -314,12 +349,3 @@ def _latest_snapshot(history: pa.Table, layer: str) -> LayerSnapshot | None:
         return None
     last = pc.max(judged["window_start"])
     return _snapshot(judged.filter(pc.equal(judged["window_start"], last)), layer)
-
-
-def finite(value: float | None) -> float | None:
-    """``value``, or None when it is missing or not a finite number."""
-    return value if value is not None and math.isfinite(value) else None
-
-
-def window_end(start: datetime, length: timedelta) -> datetime:
-    return start + length

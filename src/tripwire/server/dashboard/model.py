@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from tripwire.config import ModelConfig
 from tripwire.durations import format_duration
-from tripwire.layers.catalog import is_proxy
+from tripwire.layers.catalog import ESTIMATED_PREFIX, is_proxy
 from tripwire.layers.rows import SEVERITY, MetricRow
 from tripwire.report.summary import headline
 from tripwire.server.dashboard.charts import (
@@ -52,7 +52,6 @@ RANGES = (30, 90, 365)
 TOP_FEATURES = 50
 TOP_SEGMENTS = 5
 DRIFT = "psi"
-ESTIMATED = "estimated_"
 PREDICTION_ORDER = ("mean_pred", "positive_rate", "score_psi", "entropy")
 LATENCY = ("p50_ms", "p95_ms", "p99_ms")
 _HEADLINE_PERFORMANCE = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
@@ -298,7 +297,7 @@ def _performance(
     if not metrics:
         return '<p class="muted">No performance rows: the config names no label column.</p>'
     g = grid(reader.history(config.name, metrics, since=shown[0]), shown)
-    realized = [m for m in metrics if not m.startswith(ESTIMATED)]
+    realized = [m for m in metrics if not m.startswith(ESTIMATED_PREFIX)]
     ruled = [r.metric for r in config.alerts if r.metric in realized]
     default = _HEADLINE_PERFORMANCE.get(config.task)
     main = list(
@@ -308,15 +307,12 @@ def _performance(
             if m in realized and not m.startswith("label_") and not is_proxy(m)
         )
     )
-    main += [
-        m.removeprefix(ESTIMATED)
-        for m in metrics
-        if m.startswith(ESTIMATED) and m.removeprefix(ESTIMATED) not in main
-    ]
+    if not main:  # no rule and no headline metric: the estimated ones, if any, get charts
+        main = [m.removeprefix(ESTIMATED_PREFIX) for m in metrics if m.startswith(ESTIMATED_PREFIX)]
     figures = []
     for metric in main:
         series = segment_series(g, metric, "", segments)
-        estimated = segment_series(g, ESTIMATED + metric, "", segments, dashed=True)
+        estimated = segment_series(g, ESTIMATED_PREFIX + metric, "", segments, dashed=True)
         thresholds = _with_thresholds(g, series, metric)
         waiting = _withheld_tail(g, (metric, "", "all"))
         note = (
@@ -357,11 +353,14 @@ def _performance(
                 [
                     esc(metric),
                     esc(number(g.latest(key))),
+                    esc(number(g.latest((ESTIMATED_PREFIX + metric, "", "all")))),
                     sparkline(g.values(key), None, label=f"{metric}, whole population"),
                 ]
             )
         rest = "<h3>Other metrics (whole population)</h3>" + table(
-            ["metric", "latest value", f"last {len(shown)} windows"], rows, numeric=(1,)
+            ["metric", "latest realized", "latest estimated", f"realized, last {len(shown)}"],
+            rows,
+            numeric=(1, 2),
         )
     return f'<div class="charts">{"".join(figures)}</div>{rest}'
 
