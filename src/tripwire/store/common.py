@@ -10,8 +10,8 @@ caller gets the same column names and types whichever store it talks to.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
 import pyarrow as pa
@@ -273,6 +273,41 @@ REVISIONS_QUERY = (
     f"WHERE {' AND '.join('m.' + part for part in _KEY.split(' AND '))} "
     "AND m.layer = 'performance') AS revisions"
 )
+
+
+# Windows of a model's production log with a row received after the window's rows were
+# computed: a label (relabelled) or an event (late).
+_CHANGED_SINCE_COMPUTED = (
+    "SELECT DISTINCT w.window_start FROM windows w "
+    "JOIN events e ON e.model = w.model AND e.role = 'production' "
+    "AND e.ts >= w.window_start AND e.ts < w.window_start + {length} {join} "
+    "WHERE w.model = ? AND w.namespace = ? AND w.window_seconds = ? "
+    "AND {received} > w.computed_at ORDER BY 1"
+)
+_WINDOW_LENGTH = {
+    "duckdb": "to_seconds(w.window_seconds)",
+    "postgres": "make_interval(secs => w.window_seconds)",
+}
+RELABELLED = {
+    "join": "JOIN labels l ON l.model = e.model AND l.event_id = e.event_id",
+    "received": "l.received_at",
+}
+LATE = {"join": "", "received": "e.received_at"}
+
+
+def changed_since_computed(
+    sql: Callable[[str, Sequence[object]], list[tuple[Any, ...]]],
+    dialect: str,
+    model: str,
+    length: timedelta,
+    changed: Mapping[str, str],
+) -> list[datetime]:
+    """Starts of ``model``'s production windows of ``length`` with a row (:data:`RELABELLED`
+    or :data:`LATE`) received after the window was computed; ``sql`` runs a statement written
+    with ``?`` placeholders in ``dialect``."""
+    query = _CHANGED_SINCE_COMPUTED.format(length=_WINDOW_LENGTH[dialect], **changed)
+    rows = sql(query, [model, PRODUCTION, int(length.total_seconds())])
+    return [r[0] for r in rows]
 
 
 # An item named by its origin (a stream position) is kept once; others (an HTTP batch's items,

@@ -23,11 +23,14 @@ from tripwire.store.common import (
     DROP_UNMOVED,
     HISTORY,
     KEEP_REVISIONS,
+    LATE,
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINE_INSERT,
+    RELABELLED,
     REVISIONS,
     REVISIONS_QUERY,
+    changed_since_computed,
     event_table,
     label_table,
     metric_table,
@@ -307,32 +310,12 @@ class DuckDBStore:
     def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]:
         """Starts of the model's production windows of ``length`` holding an event whose
         label was received after the window's rows were computed (naive UTC)."""
-        return self._changed_since_computed(
-            model,
-            length,
-            "JOIN labels l ON l.model = e.model AND l.event_id = e.event_id",
-            "l.received_at",
-        )
+        return changed_since_computed(self.sql, self.dialect, model, length, RELABELLED)
 
     def late_windows(self, model: str, length: timedelta) -> list[datetime]:
         """Starts of the model's production windows of ``length`` holding an event received
         after the window's rows were computed: one that arrived after its grace (naive UTC)."""
-        return self._changed_since_computed(model, length, "", "e.received_at")
-
-    def _changed_since_computed(
-        self, model: str, length: timedelta, join: str, received: str
-    ) -> list[datetime]:
-        # Windows with a row (brought in by ``join``) whose ``received`` time is after the
-        # window's computed_at.
-        rows = self.connection.execute(
-            "SELECT DISTINCT w.window_start FROM windows w "
-            "JOIN events e ON e.model = w.model AND e.role = 'production' "
-            "AND e.ts >= w.window_start AND e.ts < w.window_start + to_seconds(w.window_seconds) "
-            f"{join} WHERE w.model = ? AND w.namespace = ? AND w.window_seconds = ? "
-            f"AND {received} > w.computed_at ORDER BY 1",
-            [model, PRODUCTION, int(length.total_seconds())],
-        ).fetchall()
-        return [r[0] for r in rows]
+        return changed_since_computed(self.sql, self.dialect, model, length, LATE)
 
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
