@@ -68,7 +68,12 @@ class Store(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         namespace: str = PRODUCTION,
-    ) -> pa.Table: ...
+        *,
+        features: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first;
+        of ``metrics`` and of ``features`` only ('' for the outputs' rows), when given."""
+        ...
 
     def revisions(
         self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
@@ -88,6 +93,17 @@ class Store(Protocol):
         until: datetime,
         namespace: str = PRODUCTION,
     ) -> list[tuple[datetime, bytes]]: ...
+
+    def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
+        """Keep ``model``'s fitted reference (``Monitor.to_bytes``), unless the same one is
+        kept already (then False); the job calls it beside the windows it writes."""
+        ...
+
+    def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None: ...
+
+    def reference(self, model: str, namespace: str = PRODUCTION) -> bytes | None:
+        """The fitted reference :meth:`save_reference` kept, or None."""
+        ...
 
     def write_events(self, events: Sequence[Event]) -> int: ...
 

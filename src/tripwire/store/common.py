@@ -9,6 +9,7 @@ caller gets the same column names and types whichever store it talks to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,14 @@ TABLES: dict[str, pa.Schema] = {
         ("n_rows", _I, False),
         ("profile", pa.binary(), False),
         ("computed_at", TIMESTAMP, False),
+    ),
+    # Each model's fitted reference (the bytes Monitor.to_bytes gives), by namespace.
+    "reference_profiles": _table(
+        ("model", _S, False),
+        ("namespace", _S, False),
+        ("digest", _S, False),  # SHA-256 of state, hex
+        ("state", pa.binary(), False),
+        ("stored_at", TIMESTAMP, False),
     ),
     "metrics": _table(
         ("model", _S, False),
@@ -294,6 +303,22 @@ RELABELLED = {
 }
 LATE = {"join": "", "received": "e.received_at"}
 
+# Windows of a model's production log holding events but no rows of their own, before its
+# latest window with rows: found empty when they were due and passed over, their events came
+# after that. Nothing later starts from them, so they count as late (never computed at all).
+_UNCHECKED = (
+    "SELECT b.window_start FROM (SELECT DISTINCT {start} AS window_start FROM events e "
+    "WHERE e.model = ? AND e.role = 'production' AND e.ts < (SELECT max(window_start) "
+    "FROM windows WHERE model = ? AND namespace = ? AND window_seconds = ?)) b "
+    "WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.model = ? AND w.namespace = ? "
+    "AND w.window_seconds = ? AND w.window_start = b.window_start)"
+)
+# The start of the window of {seconds} holding e.ts, aligned to the epoch as the job aligns it.
+_WINDOW_START = {
+    "duckdb": "time_bucket(to_seconds({seconds}), e.ts, TIMESTAMP '1970-01-01')",
+    "postgres": "date_bin(make_interval(secs => {seconds}), e.ts, TIMESTAMP '1970-01-01')",
+}
+
 
 def changed_since_computed(
     sql: Callable[[str, Sequence[object]], list[tuple[Any, ...]]],
@@ -303,11 +328,17 @@ def changed_since_computed(
     changed: Mapping[str, str],
 ) -> list[datetime]:
     """Starts of ``model``'s production windows of ``length`` with a row (:data:`RELABELLED`
-    or :data:`LATE`) received after the window was computed; ``sql`` runs a statement written
-    with ``?`` placeholders in ``dialect``."""
+    or :data:`LATE`) received after the window was computed, in order; ``sql`` runs a
+    statement written with ``?`` placeholders in ``dialect``. Late windows include those
+    holding events but no rows, before the latest window with rows."""
+    seconds = int(length.total_seconds())
+    key = [model, PRODUCTION, seconds]
     query = _CHANGED_SINCE_COMPUTED.format(length=_WINDOW_LENGTH[dialect], **changed)
-    rows = sql(query, [model, PRODUCTION, int(length.total_seconds())])
-    return [r[0] for r in rows]
+    starts = {r[0] for r in sql(query, key)}
+    if changed is LATE:
+        start = _WINDOW_START[dialect].format(seconds=seconds)
+        starts |= {r[0] for r in sql(_UNCHECKED.format(start=start), [model, *key, *key])}
+    return sorted(starts)
 
 
 # An item named by its origin (a stream position) is kept once; others (an HTTP batch's items,
@@ -473,6 +504,11 @@ def label_table(labels: Sequence[Label], received_at: datetime) -> pa.Table:
         },
         schema=_LABEL_ROWS,
     )
+
+
+def state_digest(state: bytes) -> str:
+    """What ``reference_profiles.digest`` holds for ``state``."""
+    return hashlib.sha256(state).hexdigest()
 
 
 def windows_used_json(windows: Iterable[datetime]) -> str:

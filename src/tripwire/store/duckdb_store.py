@@ -38,6 +38,7 @@ from tripwire.store.common import (
     newer_schema,
     now_utc,
     quarantine_rows,
+    state_digest,
     windows_used_json,
 )
 from tripwire.store.schema import MIGRATIONS
@@ -174,8 +175,11 @@ class DuckDBStore:
         since: datetime | None = None,
         until: datetime | None = None,
         namespace: str = PRODUCTION,
+        *,
+        features: Sequence[str] | None = None,
     ) -> pa.Table:
-        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first."""
+        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first;
+        of ``metrics`` and of ``features`` only ('' for the outputs' rows), when given."""
         query = (
             f"SELECT {', '.join(HISTORY.names)} FROM metrics "
             "WHERE model = ? AND namespace = ? AND window_seconds = ?"
@@ -184,6 +188,9 @@ class DuckDBStore:
         if metrics is not None:
             query += f" AND metric IN ({', '.join('?' for _ in metrics)})"
             params += list(metrics)
+        if features is not None:
+            query += f" AND feature IN ({', '.join('?' for _ in features)})"
+            params += list(features)
         if since is not None:
             query += " AND window_start >= ?"
             params.append(naive_utc(since))
@@ -219,6 +226,34 @@ class DuckDBStore:
             [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
         ).fetchall()
         return [(start, bytes(blob)) for start, blob in rows]
+
+    def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
+        """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
+        the one kept before; False when that one was the same, which is then left alone."""
+        digest = state_digest(state)
+        if self.reference_digest(model, namespace) == digest:
+            return False
+        self.connection.execute(
+            "INSERT OR REPLACE INTO reference_profiles VALUES (?, ?, ?, ?, ?)",
+            [model, namespace, digest, state, now_utc()],
+        )
+        return True
+
+    def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None:
+        """The digest of ``model``'s kept reference (to tell whether it changed), or None."""
+        rows = self.connection.execute(
+            "SELECT digest FROM reference_profiles WHERE model = ? AND namespace = ?",
+            [model, namespace],
+        ).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def reference(self, model: str, namespace: str = PRODUCTION) -> bytes | None:
+        """``model``'s kept reference, as :meth:`save_reference` was given it, or None."""
+        rows = self.connection.execute(
+            "SELECT state FROM reference_profiles WHERE model = ? AND namespace = ?",
+            [model, namespace],
+        ).fetchall()
+        return bytes(rows[0][0]) if rows else None
 
     # -- the prediction log --------------------------------------------------------------
 

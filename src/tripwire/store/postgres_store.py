@@ -48,6 +48,7 @@ from tripwire.store.common import (
     now_utc,
     quarantine_rows,
     rows_to_table,
+    state_digest,
     table_rows,
     windows_used_json,
 )
@@ -221,6 +222,24 @@ MIGRATIONS: tuple[str, ...] = (
     # (same entry id, same partition and offset) is not kept twice.
     """
     CREATE INDEX quarantine_source ON quarantine (model, source);
+    """,
+    # 6: window profiles stored uncompressed. PostgreSQL keeps a large value out of line
+    # (TOAST) on its own, so reading one profile never touches another; EXTERNAL only stops it
+    # trying to compress what is a compressed archive already (new rows; old ones stay).
+    """
+    ALTER TABLE windows ALTER COLUMN profile SET STORAGE EXTERNAL;
+    """,
+    # 7: each model's fitted reference, stored by the job beside the windows it judged.
+    """
+    CREATE TABLE reference_profiles (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        digest TEXT NOT NULL,  -- SHA-256 of state: stored again only when it changed
+        state BYTEA NOT NULL,
+        stored_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, namespace)
+    );
+    ALTER TABLE reference_profiles ALTER COLUMN state SET STORAGE EXTERNAL;
     """,
 )
 
@@ -402,8 +421,11 @@ class PostgresStore:
         since: datetime | None = None,
         until: datetime | None = None,
         namespace: str = PRODUCTION,
+        *,
+        features: Sequence[str] | None = None,
     ) -> pa.Table:
-        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first."""
+        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first;
+        of ``metrics`` and of ``features`` only ('' for the outputs' rows), when given."""
         query = (
             f"SELECT {', '.join(HISTORY.names)} FROM metrics "
             "WHERE model = %s AND namespace = %s AND window_seconds = %s"
@@ -412,6 +434,9 @@ class PostgresStore:
         if metrics is not None:
             query += " AND metric = ANY(%s)"
             params.append(list(metrics))
+        if features is not None:
+            query += " AND feature = ANY(%s)"
+            params.append(list(features))
         if since is not None:
             query += " AND window_start >= %s"
             params.append(naive_utc(since))
@@ -450,6 +475,36 @@ class PostgresStore:
             [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
         ).fetchall()
         return [(start, bytes(blob)) for start, blob in rows]
+
+    def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
+        """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
+        the one kept before; False when that one was the same, which is then left alone."""
+        digest = state_digest(state)
+        if self.reference_digest(model, namespace) == digest:
+            return False
+        self.connection.execute(
+            "INSERT INTO reference_profiles VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (model, namespace) DO UPDATE SET digest = EXCLUDED.digest, "
+            "state = EXCLUDED.state, stored_at = EXCLUDED.stored_at",
+            [model, namespace, digest, state, now_utc()],
+        )
+        return True
+
+    def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None:
+        """The digest of ``model``'s kept reference (to tell whether it changed), or None."""
+        row = self.connection.execute(
+            "SELECT digest FROM reference_profiles WHERE model = %s AND namespace = %s",
+            [model, namespace],
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def reference(self, model: str, namespace: str = PRODUCTION) -> bytes | None:
+        """``model``'s kept reference, as :meth:`save_reference` was given it, or None."""
+        row = self.connection.execute(
+            "SELECT state FROM reference_profiles WHERE model = %s AND namespace = %s",
+            [model, namespace],
+        ).fetchone()
+        return bytes(row[0]) if row else None
 
     # -- the prediction log --------------------------------------------------------------
 

@@ -157,4 +157,38 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX quarantine_source ON quarantine (model, source);
     """,
+    # 6: window profiles stored uncompressed. They are compressed archives already, and DuckDB
+    # keeps a compressed column's values in shared segments: reading one window's profile
+    # decompressed its neighbours too (a year of 10 MB profiles: 4.5 s a read, 10x slower
+    # than uncompressed), holding the store meanwhile. DuckDB cannot change a column's
+    # compression in place, so the table is rebuilt with its rows.
+    """
+    CREATE TABLE windows_uncompressed (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        window_start TIMESTAMP NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        n_rows BIGINT NOT NULL,
+        profile BLOB NOT NULL USING COMPRESSION uncompressed,
+        computed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, namespace, window_start, window_seconds)
+    );
+    INSERT INTO windows_uncompressed
+        SELECT * FROM windows ORDER BY model, namespace, window_seconds, window_start;
+    DROP TABLE windows;
+    ALTER TABLE windows_uncompressed RENAME TO windows;
+    """,
+    # 7: each model's fitted reference (Monitor.to_bytes: its bins, the reference's profile,
+    # importance and config), stored by the job beside the windows it judged against it, so
+    # that readers (the dashboard's histograms) need no fitted monitor of their own.
+    """
+    CREATE TABLE reference_profiles (
+        model TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        digest TEXT NOT NULL,  -- SHA-256 of state: stored again only when it changed
+        state BLOB NOT NULL USING COMPRESSION uncompressed,
+        stored_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (model, namespace)
+    );
+    """,
 )
