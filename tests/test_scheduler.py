@@ -5,9 +5,10 @@ late, and a broken model never stops the others."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -22,7 +23,7 @@ from tripwire.events import table_to_events, validate_events, validate_labels
 from tripwire.monitor import Monitor
 from tripwire.scheduler import JobRecord, Scheduler, window_start
 from tripwire.server import create_app
-from tripwire.store import DuckDBStore
+from tripwire.store import DuckDBStore, Store
 
 DAY = timedelta(days=1)
 GRACE = timedelta(minutes=10)
@@ -66,7 +67,7 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
         yield store
 
 
-def _log(store: DuckDBStore, config: ModelConfig, day: pa.Table) -> None:
+def _log(store: Store, config: ModelConfig, day: pa.Table) -> None:
     """Store a day of events as the collector would: validated, labels still to come."""
     events, rejected = validate_events(config, table_to_events(config, day))
     assert not rejected
@@ -273,6 +274,60 @@ def test_a_window_found_empty_is_checked_once_its_events_arrive(
     _log(store, configs[MODEL], data.days[1][1])
     assert _done(scheduler.run_due()) == [(MODEL, DAY2, "checked"), (MODEL, DAY3, "skipped")]
     assert scheduler.run_due() == []
+
+
+@pytest.mark.parametrize("arrival", ["after the pass", "during the pass", "before a restart"])
+def test_events_arriving_late_for_a_window_passed_over_empty_get_it_checked(
+    open_store: Callable[[], Store],
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+    arrival: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Day 2 is found empty and passed over, day 3 is checked; day 2's events come after that
+    (or between the two checks of one pass, or before a restart that forgets what was empty).
+    Day 2 is checked all the same, on each store."""
+    config = configs[MODEL]
+    store = open_store()
+    try:
+        _log(store, config, data.days[0][1])
+        _log(store, config, data.days[2][1])
+        clock = Clock(DAY3 + DAY + GRACE)
+        scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+        if arrival == "during the pass":
+            # Day 2's events land just after the scheduler found the window empty.
+            read = store.events
+
+            def events_then_day2(model: str, since: Any = None, until: Any = None) -> pa.Table:
+                found = read(model, since, until)
+                if since == DAY2 and found.num_rows == 0:
+                    _log(store, config, data.days[1][1])
+                return found
+
+            monkeypatch.setattr(store, "events", events_then_day2)
+        assert _done(scheduler.run_due()) == [
+            (MODEL, DAY1, "checked"),
+            (MODEL, DAY2, "skipped"),
+            (MODEL, DAY3, "checked"),
+        ]
+        monkeypatch.undo()
+        if arrival != "during the pass":
+            _log(store, config, data.days[1][1])
+        if arrival == "before a restart":
+            scheduler = Scheduler({MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE)
+
+        assert scheduler.relabelled() == [(MODEL, DAY2)]
+        records = scheduler.run_due()
+        assert _done(records) == [(MODEL, DAY2, "checked")]
+        assert records[0].events == 500
+        naive = [day.replace(tzinfo=None) for day in (DAY1, DAY2, DAY3)]
+        assert store.window_starts(MODEL, DAY) == naive
+        assert store.history(MODEL, DAY, since=DAY2, until=DAY3).num_rows > 0
+        assert scheduler.relabelled() == []
+        assert scheduler.run_due() == []
+    finally:
+        store.close()
 
 
 def test_a_broken_model_records_its_error_and_the_others_still_run(

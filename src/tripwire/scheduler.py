@@ -6,7 +6,8 @@ from the store, with whatever labels have arrived, and hands them to :func:`trip
 the same job ``tripwire run`` runs. What has been checked is read back from the store (its
 ``windows`` table), never only remembered, so a restarted server neither skips nor repeats a
 window. A window whose labels arrive after it was checked is checked again, so its performance
-rows catch up with the labels; so is one whose events arrive after its grace period. Labels
+rows catch up with the labels; so is one whose events arrive after its grace period, and one
+found empty and passed over whose events arrive once later windows were checked. Labels
 trickle in for weeks (chargebacks land 30 to 60 days late), so a window is checked again at most
 once per ``recheck_interval``: what arrives in between waits for the next recheck.
 
@@ -231,7 +232,9 @@ class Scheduler:
 
     def relabelled(self) -> list[tuple[str, datetime]]:
         """Every checked ``(model, window_start)`` with labels or events received after it was
-        checked, so that checking it again changes its rows (rechecks not yet due included)."""
+        checked, so that checking it again changes its rows (rechecks not yet due included);
+        and every window found empty and passed over whose events arrived after a later window
+        was checked."""
         found: list[tuple[str, datetime]] = []
         for model in self.monitors:
             with self.lock:
@@ -306,10 +309,14 @@ class Scheduler:
             with self.lock:
                 rechecks = [s for s in self._stale(model) if self._recheck_due(model, s, now)]
                 pending = self._pending(model, now)
+                stored = {_utc(s) for s in self.store.window_starts(model, self._length(model))}
         except Exception as exc:  # a broken store or config must not stop the other models
             self._fail(model, window_start(now, self._length(model)), now, exc)
             return records
-        work: list[tuple[datetime, Outcome]] = [(s, "rechecked") for s in rechecks]
+        # A late window without rows was found empty and passed over: its first real check.
+        work: list[tuple[datetime, Outcome]] = [
+            (s, "rechecked" if s in stored else "checked") for s in rechecks
+        ]
         work += [(s, "checked") for s in pending]
         for start, outcome in work:
             if stop is not None and stop.is_set():
@@ -318,13 +325,13 @@ class Scheduler:
                 record = self._check(model, start, outcome, now)
             except Exception as exc:
                 records.append(self._fail(model, start, now, exc))
-                if outcome == "checked":
+                if start in pending:
                     # Later windows wait for this one: once a later window is stored, due()
                     # starts after it, and this one would never be checked.
                     break
                 continue
             self._failing.discard(model)
-            if outcome == "rechecked":
+            if start not in pending:
                 self._rechecked_at[(model, start)] = now
             records.append(record)
         return records

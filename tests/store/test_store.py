@@ -1024,6 +1024,31 @@ def test_late_windows_are_those_with_events_received_after_they_were_checked(sto
     assert store.late_windows("fraud", DAY) == []
 
 
+def test_late_windows_include_those_passed_over_empty_whose_events_came_later(store):
+    # Days 0, 2 and 4 were checked; days 1 and 3 had no events then, so they have no rows.
+    store.write_events([event(f"d{day}", day * 24 * 60 + 5) for day in (0, 2, 4)])
+    for day in (0, 2, 4):
+        write(store, T0 + day * DAY)
+    store.write_window("fraud", T0 + DAY, DAY, rows(), b"p", 1, namespace="replay")
+    assert store.late_windows("fraud", DAY) == []
+    # Then: day 1's events (one in its last minute), the day before day 0's, a shadow event on
+    # day 3 and day 5's, which comes after every checked window (the next one due, not late).
+    store.write_events(
+        [
+            event("late1", 24 * 60 + 9),
+            event("late1b", 2 * 24 * 60 - 1),
+            event("early", -24 * 60 + 5),
+            event("s3", 3 * 24 * 60 + 5, role="shadow"),
+            event("d5", 5 * 24 * 60 + 5),
+        ]
+    )
+    assert store.late_windows("fraud", DAY) == [T0 - DAY, T0 + DAY]
+    assert store.late_windows("fraud", WEEK) == []  # no week was checked
+    write(store, T0 + DAY)
+    write(store, T0 - DAY)
+    assert store.late_windows("fraud", DAY) == []
+
+
 def test_an_item_quarantined_again_from_the_same_stream_position_is_kept_once(store):
     def bad(index: int, origin: str | None) -> Rejected:
         return Rejected(index=index, reason="not JSON", payload="{", origin=origin)
