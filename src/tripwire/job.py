@@ -74,6 +74,9 @@ def check_windows(
     data, starts = data.take(order), starts[order]
     distinct, first = np.unique(starts, return_index=True)
     bounds = [*first.tolist(), len(starts)]
+    if len(distinct):
+        # What the windows are judged against, for readers without the monitor (the dashboard).
+        store.save_reference(config.name, monitor.to_bytes(), namespace)
     done: list[tuple[datetime, Report]] = []
     for i, start64 in enumerate(distinct):
         start = start64.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)

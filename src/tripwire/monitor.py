@@ -174,10 +174,19 @@ class Monitor:
         Path(path).write_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        """The fitted state as :meth:`save` writes it (pickle-free), e.g. to send elsewhere."""
+        """The fitted state as :meth:`save` writes it (pickle-free), e.g. to send elsewhere.
+
+        Kept once made (it takes seconds for a wide model, and the job stores it beside every
+        run's windows) for as long as the fitted attributes are the same objects."""
         bins, reference = self._fitted()
+        parts = (self.config, self.settings, bins, reference, self.importance_)
+        kept: tuple[tuple[object, ...], bytes] | None = getattr(self, "_state_bytes", None)
+        if kept is not None and all(a is b for a, b in zip(kept[0], parts, strict=True)):
+            return kept[1]
         state = FittedState(self.config.to_yaml(), self.settings, bins, reference, self.importance_)
-        return serialize.to_bytes(state)
+        data = serialize.to_bytes(state)
+        self._state_bytes = (parts, data)
+        return data
 
     @classmethod
     def load(cls, path: str | Path) -> Monitor:
@@ -195,6 +204,8 @@ class Monitor:
         monitor = cls(parse_config(state.config_yaml, source=source), settings=state.settings)
         monitor.bins_, monitor.reference_ = state.bins, state.reference
         monitor.importance_ = state.importance
+        parts = (monitor.config, monitor.settings, state.bins, state.reference, state.importance)
+        monitor._state_bytes = (parts, data)
         return monitor
 
 

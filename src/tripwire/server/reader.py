@@ -4,7 +4,8 @@ hold.
 
 Nothing is recomputed here. Layer states are the worst stored verdict of a window's rows;
 incidents are the ones the job derived and saved; deliveries are the outbox's rows; the reference
-profile is the fitted monitor's (when the server fitted one for its scheduler).
+profile is the one the job kept in the store beside the windows it checked (else, for a store
+filled before it kept one, the fitted monitor's when the server fitted one for its scheduler).
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ def naive(moment: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class StoredReference:
+    """A model's fitted reference as the job kept it in the store (``Monitor.to_bytes``)."""
+
+    digest: str
+    state: bytes
+    segments: tuple[str, ...]  # the tracked segments, most valuable first
+
+
+@dataclass(frozen=True)
 class LayerSnapshot:
     """A layer's state in the latest window that has a verdict for it."""
 
@@ -126,6 +136,7 @@ class StoreReader:
         self.lock = lock
         self.monitors = dict(monitors or {})
         self._importance: dict[str, dict[str, float]] = {}
+        self._references: dict[str, StoredReference] = {}
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -168,11 +179,47 @@ class StoreReader:
         """The stored segments other than ``all``, most valuable first: the fitted reference's
         order (top by business value, then pinned), else as stored."""
         present = [s for s in dict.fromkeys(stored) if s != "all"]
+        reference = self.reference(model)
         monitor = self.monitors.get(model)
-        if monitor is None:
+        if reference is not None:
+            ranked = reference.segments
+        elif monitor is not None:
+            ranked = monitor.bins_.segments
+        else:
             return sorted(present)
-        order = {s: i for i, s in enumerate(monitor.bins_.segments)}
+        order = {s: i for i, s in enumerate(ranked)}
         return sorted(present, key=lambda s: (order.get(s, len(order)), s))
+
+    def reference(self, model: str) -> StoredReference | None:
+        """The fitted reference the job kept in the store for ``model``, or None; its bytes
+        are read again only when its digest changed."""
+        from tripwire.server.dashboard.profiles import stored_segments  # imports this module
+
+        self.config(model)
+        kept = self._references.get(model)
+
+        def read(store: Store) -> tuple[str, bytes | None] | None:
+            digest = store.reference_digest(model)
+            if digest is None:
+                return None
+            if kept is not None and kept.digest == digest:
+                return digest, None  # the one read before
+            return digest, store.reference(model)
+
+        found = self.read(read)
+        if found is None:
+            self._references.pop(model, None)
+            return None
+        digest, state = found
+        if state is None:
+            return kept if kept is not None and kept.digest == digest else None
+        try:
+            segments = stored_segments(state)
+        except TripwireError as exc:
+            _log.warning("%s: stored reference unreadable (%s)", model, exc)
+            return None
+        self._references[model] = StoredReference(digest, state, segments)
+        return self._references[model]
 
     # -- windows and rows ----------------------------------------------------------------
 
@@ -186,6 +233,7 @@ class StoreReader:
         metrics: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        features: Sequence[str] | None = None,
     ) -> pa.Table:
         config = self.config(model)
         return self.read(
@@ -195,12 +243,17 @@ class StoreReader:
                 list(metrics) if metrics is not None else None,
                 naive(since) if since else None,
                 naive(until) if until else None,
+                features=list(features) if features is not None else None,
             )
         )
 
-    def window_rows(self, model: str, start: datetime) -> pa.Table:
-        """Every metric row of the window starting at ``start``."""
-        return self.history(model, since=start, until=start + self.config(model).window)
+    def window_rows(
+        self, model: str, start: datetime, features: Sequence[str] | None = None
+    ) -> pa.Table:
+        """Every metric row of the window starting at ``start`` (of ``features`` only)."""
+        return self.history(
+            model, since=start, until=start + self.config(model).window, features=features
+        )
 
     def layer_states(
         self, model: str, starts: Sequence[datetime], latest: pa.Table | None = None

@@ -2,8 +2,9 @@
 against the reference's in windows across the range shown.
 
 The histograms are the stored window profiles' bucket counts (the reference's PSI buckets of a
-numeric feature, its vocabulary of a categorical one) beside the fitted reference profile's;
-only that feature's counts are read from each profile (:mod:`.profiles`).
+numeric feature, its vocabulary of a categorical one) beside the reference profile's, which the
+job keeps in the store with the windows it checks; only that feature's bins and counts are read
+from each profile (:mod:`.profiles`), and only that feature's metric rows from the store.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-import pyarrow.compute as pc
 
 from tripwire.errors import TripwireError
 from tripwire.layers.rows import MetricRow
 from tripwire.server.dashboard.charts import Threshold, histogram, legend, line_chart
 from tripwire.server.dashboard.html import badge, esc, href, number, page, table, when
 from tripwire.server.dashboard.model import TOP_SEGMENTS, range_nav, segment_series
-from tripwire.server.dashboard.profiles import feature_counts, reference_counts
+from tripwire.server.dashboard.profiles import (
+    feature_counts,
+    reference_counts,
+    stored_reference_counts,
+)
 from tripwire.server.dashboard.series import grid
 from tripwire.server.reader import NotFoundError, StoreReader, metric_rows
 
@@ -27,6 +31,10 @@ __all__ = ["HISTOGRAM_WINDOWS", "feature_page"]
 HISTOGRAM_WINDOWS = 8
 """Windows whose histogram is drawn, evenly spread over the range shown (the latest always)."""
 CHART_METRICS = ("psi", "js", "null_share", "unseen_share", "out_of_range_share")
+NO_REFERENCE = (
+    '<p class="muted">No reference profile is stored for this model yet (the job stores it as '
+    "it checks windows): windows only.</p>"
+)
 
 
 def sampled(windows: list[datetime], count: int = HISTOGRAM_WINDOWS) -> list[datetime]:
@@ -56,21 +64,28 @@ def _metrics_table(rows: list[MetricRow], segments: list[str]) -> str:
     return table(["segment", *metrics], body, numeric=tuple(range(1, len(metrics) + 1)))
 
 
+def _reference(
+    reader: StoreReader, model: str, feature: str, segment: str
+) -> tuple[list[str], list[float] | None, str]:
+    """The buckets' labels, the reference's shares in them and a note when there are none."""
+    stored = reader.reference(model)
+    monitor = reader.monitors.get(model)
+    try:
+        if stored is not None:
+            labels, ref = stored_reference_counts(stored.state, segment, feature)
+        elif monitor is not None:  # a store filled before the job kept the reference
+            labels, ref = reference_counts(monitor.bins_, monitor.reference_, segment, feature)
+        else:
+            return [], None, NO_REFERENCE
+    except TripwireError as exc:
+        return [], None, f'<p class="muted">The stored reference is unreadable: {esc(exc)}</p>'
+    return labels, ref.shares if ref is not None else None, ""
+
+
 def _histograms(
     reader: StoreReader, model: str, feature: str, segment: str, shown: list[datetime]
 ) -> str:
-    monitor = reader.monitors.get(model)
-    labels: list[str] = []
-    reference = None
-    note = ""
-    if monitor is not None:
-        labels, ref = reference_counts(monitor.bins_, monitor.reference_, segment, feature)
-        reference = ref.shares if ref is not None else None
-    else:
-        note = (
-            '<p class="muted">The reference profile is not loaded (the server fits it for its '
-            "scheduler: serve with --schedule and each config's reference): windows only.</p>"
-        )
+    labels, reference, note = _reference(reader, model, feature, segment)
     figures = []
     for start in sampled(shown):
         profile = reader.profile_bytes(model, start)
@@ -128,18 +143,19 @@ def feature_page(
     if not starts:
         return page(feature, head + '<p class="muted">No windows yet.</p>', signed_in=signed_in)
     shown = starts[-windows:]
-    latest = reader.window_rows(model, starts[-1])
-    mine = latest.filter(pc.equal(latest["feature"], feature))
+    mine = reader.window_rows(model, starts[-1], features=[feature])
     segments = reader.segments(model, mine["segment"].to_pylist())
     if segment != "all" and segment not in segments:
         segment = "all"
     top = segments[:TOP_SEGMENTS]
     rows = metric_rows(mine)
     metrics = [m for m in CHART_METRICS if m in {r.metric for r in rows}]
-    history = reader.history(model, metrics, since=shown[0]) if metrics else None
+    history = (
+        reader.history(model, metrics, since=shown[0], features=[feature]) if metrics else None
+    )
     figures = []
     if history is not None:
-        g = grid(history.filter(pc.equal(history["feature"], feature)), shown)
+        g = grid(history, shown)
         calibrated = reader.calibrated(model)
         for metric in metrics:
             series = segment_series(g, metric, feature, top)

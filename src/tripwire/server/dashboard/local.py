@@ -90,8 +90,9 @@ def local_dashboard(
     port: int = 8080,
 ) -> LocalDashboard:
     """The dashboard and read API over ``store`` for ``config``'s model, bound to ``host``:
-    ``port`` (or a free port when it is taken). ``monitor``, the fitted one, gives the feature
-    pages the reference's histograms."""
+    ``port`` (or a free port when it is taken). The feature pages' reference histograms are the
+    one the job kept in the store; ``monitor``, the fitted one, stands in for a store filled
+    before the job kept it."""
     import uvicorn
 
     from tripwire.server import create_app

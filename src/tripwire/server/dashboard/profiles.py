@@ -1,11 +1,12 @@
-"""One feature's bucket counts out of a stored window profile, without decoding the rest.
+"""One feature's bucket counts out of a stored profile, without decoding the rest.
 
 A window profile (:mod:`tripwire.profile.serialize`) is a NumPy ``.npz`` archive: a JSON tree
 (``__meta__``) naming one array entry per numeric array. With 200 features in 11 segments it
 holds thousands of entries and decoding all of it takes seconds; the feature page needs two
 arrays of it per window. This reads the archive's directory, the tree, and those arrays only,
 and falls back to :func:`~tripwire.profile.serialize.from_bytes` for anything it does not
-recognize.
+recognize. The fitted reference the job keeps in the store (``Store.reference``: the monitor's
+saved state, the same format) is read the same way, for its bins and its counts.
 """
 
 from __future__ import annotations
@@ -15,17 +16,26 @@ import itertools
 import json
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tripwire.errors import TripwireError
+from tripwire.monitor import FittedState
 from tripwire.profile import serialize
 from tripwire.profile.categorical import CategoricalBins, CategoricalWindow
 from tripwire.profile.numeric import NumericBins, NumericWindow
 from tripwire.profile.window import Bins, SegmentWindow
 
-__all__ = ["Counts", "feature_counts", "reference_counts"]
+__all__ = [
+    "Counts",
+    "feature_counts",
+    "reference_counts",
+    "stored_reference_counts",
+    "stored_segments",
+]
 
 _END = struct.Struct("<4s4H2LH")  # end of central directory
 _ENTRY = struct.Struct("<4s4B4HL2L5H2L")  # central directory entry (46 bytes)
@@ -110,26 +120,42 @@ def _node(meta: Any, *path: str) -> Any:
     return node
 
 
+# What reading a layout other than the expected one may raise; the full decoder takes over.
+_FALLBACK = (_UnreadableError, ValueError, KeyError, TypeError, struct.error, zlib.error)
+
+
+def _tree(data: bytes) -> tuple[dict[str, tuple[int, int, int]], Any]:
+    """The archive's directory and the root of its object tree."""
+    directory = _directory(data)
+    meta = json.loads(_array(data, directory, "__meta__").tobytes())
+    if meta.get("format") != serialize.FORMAT or meta.get("version") != serialize.VERSION:
+        raise _UnreadableError("another format")
+    return directory, meta["root"]
+
+
+def _window_counts(
+    data: bytes, directory: dict[str, tuple[int, int, int]], window: Any, feature: str
+) -> Counts | None:
+    """``feature``'s counts in a segment window's tree node (None: no such window or feature)."""
+    found = _node(window, "features", feature) if window is not None else None
+    if found is None:
+        return None
+    kind = found.get("__type__")
+    ref = found.get("psi_counts" if kind == "NumericWindow" else "counts")
+    if kind not in ("NumericWindow", "CategoricalWindow") or not isinstance(ref, dict):
+        raise _UnreadableError(f"feature of type {kind}")
+    counts = _array(data, directory, ref["__array__"])
+    return Counts(counts, int(found["n_rows"]), int(found["n_null"]))
+
+
 def feature_counts(profile: bytes, segment: str, feature: str) -> Counts | None:
     """The bucket counts of ``feature`` in ``segment`` of a stored window profile (PSI
     buckets of a numeric feature, the vocabulary and "other" of a categorical one); None when
     the window has no such segment or feature."""
     try:
-        directory = _directory(profile)
-        meta = json.loads(_array(profile, directory, "__meta__").tobytes())
-        if meta.get("format") != serialize.FORMAT or meta.get("version") != serialize.VERSION:
-            raise _UnreadableError("another format")
-        window = _node(meta["root"], segment)
-        found = _node(window, "features", feature) if window is not None else None
-        if found is None:
-            return None
-        kind = found.get("__type__")
-        ref = found.get("psi_counts" if kind == "NumericWindow" else "counts")
-        if kind not in ("NumericWindow", "CategoricalWindow") or not isinstance(ref, dict):
-            raise _UnreadableError(f"feature of type {kind}")
-        counts = _array(profile, directory, ref["__array__"])
-        return Counts(counts, int(found["n_rows"]), int(found["n_null"]))
-    except (_UnreadableError, ValueError, KeyError, TypeError, struct.error, zlib.error):
+        directory, root = _tree(profile)
+        return _window_counts(profile, directory, _node(root, segment), feature)
+    except _FALLBACK:
         return _decoded(profile, segment, feature)
 
 
@@ -149,6 +175,15 @@ def _counts(found: object) -> Counts | None:
     return None
 
 
+def _edge_labels(edges: np.ndarray) -> list[str]:
+    shown = [f"{e:.4g}" for e in edges]
+    return [f"[{a}, {b})" for a, b in itertools.pairwise(shown)]
+
+
+def _category_labels(vocabulary: Sequence[str]) -> list[str]:
+    return [*vocabulary, "(other)"]
+
+
 def reference_counts(
     bins: Bins, reference: dict[str, SegmentWindow], segment: str, feature: str
 ) -> tuple[list[str], Counts | None]:
@@ -156,9 +191,54 @@ def reference_counts(
     feature_bins = bins.features.get(feature)
     labels: list[str] = []
     if isinstance(feature_bins, NumericBins):
-        edges = [f"{e:.4g}" for e in feature_bins.psi_edges]
-        labels = [f"[{a}, {b})" for a, b in itertools.pairwise(edges)]
+        labels = _edge_labels(feature_bins.psi_edges)
     elif isinstance(feature_bins, CategoricalBins):
-        labels = ["(other)" if x == feature_bins.labels[-1] else x for x in feature_bins.labels]
+        labels = _category_labels(feature_bins.vocabulary)
     window = reference.get(segment)
     return labels, _counts(window.features.get(feature) if window is not None else None)
+
+
+def stored_reference_counts(
+    state: bytes, segment: str, feature: str
+) -> tuple[list[str], Counts | None]:
+    """:func:`reference_counts` out of a stored fitted reference (``Monitor.to_bytes``),
+    reading its tree, ``feature``'s bins and its counts in ``segment`` only."""
+    try:
+        directory, root = _tree(state)
+        if not isinstance(root, dict) or root.get("__type__") != "FittedState":
+            raise _UnreadableError("not a fitted state")
+        found = _node(root, "bins", "features", feature)
+        labels: list[str] = []
+        if found is not None:
+            kind = found.get("__type__")
+            if kind == "NumericBins":
+                labels = _edge_labels(_array(state, directory, found["psi_edges"]["__array__"]))
+            elif kind == "CategoricalBins":
+                vocabulary = found["vocabulary"]
+                if not isinstance(vocabulary, dict) or "__tuple__" not in vocabulary:
+                    raise _UnreadableError("vocabulary")
+                labels = _category_labels([str(x) for x in vocabulary["__tuple__"]])
+            else:
+                raise _UnreadableError(f"bins of type {kind}")
+        window = _node(root, "reference", segment)
+        return labels, _window_counts(state, directory, window, feature)
+    except _FALLBACK:
+        fitted = serialize.from_bytes(state, "stored reference")
+        if not isinstance(fitted, FittedState):
+            raise TripwireError("stored reference: not a fitted monitor's state") from None
+        return reference_counts(fitted.bins, fitted.reference, segment, feature)
+
+
+def stored_segments(state: bytes) -> tuple[str, ...]:
+    """The tracked segments of a stored fitted reference, most valuable first."""
+    try:
+        _, root = _tree(state)
+        found = _node(root, "bins", "segments")
+        if not isinstance(found, dict) or not isinstance(found.get("__tuple__"), list):
+            raise _UnreadableError("segments")
+        return tuple(str(s) for s in found["__tuple__"])
+    except _FALLBACK:
+        fitted = serialize.from_bytes(state, "stored reference")
+        if not isinstance(fitted, FittedState):
+            raise TripwireError("stored reference: not a fitted monitor's state") from None
+        return fitted.bins.segments
