@@ -7,7 +7,7 @@ This is what ``tripwire run`` runs; a scheduler calls the same function as windo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,6 +179,32 @@ def send_alerts(
     result.delivery = Outbox(store, lock).deliver_due(config.routes, now=now)
     result.refresh_failures = refresh_expiring(config, result.incidents, result.latest, length)
     return result
+
+
+def run_locked(
+    monitor: Monitor,
+    store: Store,
+    read: Callable[[], pa.Table | Iterable[pa.Table] | None],
+    length: timedelta,
+    lock: AbstractContextManager[Any] | None = None,
+    now: datetime | None = None,
+    step: Callable[[datetime], None] = lambda _: None,
+) -> JobResult | None:
+    """:func:`run` over what ``read`` gives, holding ``lock`` (the store connection's, where
+    threads share it) from the read to the queueing of the alerts, then :func:`send_alerts`
+    with it released: a channel slow to answer holds up nothing else that uses the store.
+
+    One hold for the read and the writes: a label stored in between would be older than the
+    window's computed_at yet missing from its rows, and would never cause a recheck. ``read``
+    may return tables read lazily (they are read inside the hold), or None when there is
+    nothing to check: then nothing is run and None is returned.
+    """
+    with lock if lock is not None else nullcontext():
+        data = read()
+        if data is None:
+            return None
+        result = run(monitor, store, data, length, now, step, deliver=False)
+    return send_alerts(monitor.config, store, result, length, now, lock)
 
 
 def replay(

@@ -2,14 +2,15 @@
 
 A window ``[start, start + window)`` is checked once the clock reaches its end plus a grace
 period, so events that arrive a little late are still in it. Each check reads the window's events
-from the store, with whatever labels have arrived, and hands them to :func:`tripwire.job.run`,
-the same job ``tripwire run`` runs. What has been checked is read back from the store (its
-``windows`` table), never only remembered, so a restarted server neither skips nor repeats a
-window. A window whose labels arrive after it was checked is checked again, so its performance
-rows catch up with the labels; so is one whose events arrive after its grace period, and one
-found empty and passed over whose events arrive once later windows were checked. Labels
-trickle in for weeks (chargebacks land 30 to 60 days late), so a window is checked again at most
-once per ``recheck_interval``: what arrives in between waits for the next recheck.
+from the store, with whatever labels have arrived, and hands them to the job
+(:func:`tripwire.job.run_locked`, as ``tripwire run`` does). What has been checked is read back
+from the store (its ``windows`` table), never only remembered, so a restarted server neither
+skips nor repeats a window. A window whose labels arrive after it was checked is checked again,
+so its performance rows catch up with the labels; so is one whose events arrive after its grace
+period, and one found empty and passed over whose events arrive once later windows were
+checked. Labels trickle in for weeks (chargebacks land 30 to 60 days late), so a window is
+checked again at most once per ``recheck_interval``: what arrives in between waits for the next
+recheck.
 
 ``tripwire serve`` runs one in a background thread next to the collector; every use of the store
 goes through the collector's lock, because one DuckDB connection must not serve two threads at
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from tripwire.durations import format_duration
-from tripwire.job import run, send_alerts
+from tripwire.job import run_locked
 from tripwire.monitor import Monitor
 from tripwire.store import Store
 from tripwire.store.events import to_monitor_table
@@ -339,20 +341,24 @@ class Scheduler:
     def _check(self, model: str, start: datetime, outcome: Outcome, now: datetime) -> JobRecord:
         monitor = self.monitors[model]
         length = self._length(model)
-        # One hold from reading the events to storing the rows: a label stored in between would
-        # be older than the window's computed_at yet missing from its rows, and would never
-        # cause a recheck. The job's rule evaluation and queueing of alerts use the store too.
-        with self.lock:
+        read: list[pa.Table] = []
+
+        def events() -> pa.Table | None:
+            # Read with the lock held, in the same hold as the job's writes (see run_locked).
             stored = self.store.events(model, start, start + length)
+            read.append(stored)
             if stored.num_rows == 0:
                 self._skipped_until[model] = max(
                     start + length, self._skipped_until.get(model, start + length)
                 )
-                return JobRecord(model, start, "skipped")
-            data = to_monitor_table(monitor.config, stored)
-            result = run(monitor, self.store, data, length, now=now, deliver=False)
-        # Sending waits on the channels: ingestion must not wait with it.
-        send_alerts(monitor.config, self.store, result, length, now, self.lock)
+                return None
+            return to_monitor_table(monitor.config, stored)
+
+        # The lock is let go while the alerts are sent: ingestion must not wait on a channel.
+        result = run_locked(monitor, self.store, events, length, self.lock, now)
+        if result is None:
+            return JobRecord(model, start, "skipped")
+        [stored] = read
         return JobRecord(
             model,
             start,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Generic, Self, TypeVar
@@ -30,9 +31,8 @@ from tripwire.alerts.engine import Incident
 from tripwire.config import ModelConfig, parse_config
 from tripwire.errors import TripwireError
 from tripwire.events import Label, Rejected
-from tripwire.job import derive_incidents
+from tripwire.job import derive_incidents, run_locked
 from tripwire.job import replay as replay_log
-from tripwire.job import run as run_job
 from tripwire.monitor import Monitor
 from tripwire.store import Store
 from tripwire.store.events import stored_windows
@@ -55,6 +55,7 @@ __all__ = [
     "DigestResult",
     "GateRequest",
     "GateResult",
+    "Guard",
     "LabelsRequest",
     "LabelsResult",
     "Note",
@@ -68,6 +69,9 @@ __all__ = [
 
 Note = Callable[[str], None]
 """Where a task says what it is doing (a progress line); the server ignores it."""
+
+Guard = AbstractContextManager[Any]
+"""The lock around a store connection that threads share (a no-op where none do)."""
 
 
 def _from_base64(value: object) -> object:
@@ -165,23 +169,25 @@ class RunResult(BaseModel):
     dead: int = Field(description="Alerts given up on.")
 
 
-def run(store: Store, request: RunRequest, note: Note) -> RunResult:
+def run(store: Store, request: RunRequest, note: Note, lock: Guard) -> RunResult:
     monitor = Monitor.from_bytes(request.monitor, source="the monitor sent")
     config = monitor.config
-    if request.data is not None:
-        logs = pa.ipc.open_stream(request.data).read_all()
-    else:
+
+    def logs() -> pa.Table | Iterable[pa.Table] | None:
+        if request.data is not None:
+            return pa.ipc.open_stream(request.data).read_all()
         # A window at a time: memory holds one window's events, not the whole period's.
         windows = stored_windows(store, config, request.since, request.until, request.window)
         first = next(windows, None)
-        if first is None:
-            raise TripwireError("no stored events in that period and no --data given")
-        logs = itertools.chain([first], windows)
+        return None if first is None else itertools.chain([first], windows)
 
     def step(start: datetime) -> None:
         note(f"checked the window of {start:%Y-%m-%d %H:%M}")
 
-    result = run_job(monitor, store, logs, request.window, step=step)
+    # The lock is let go while the alerts are sent, as the scheduler does.
+    result = run_locked(monitor, store, logs, request.window, lock, step=step)
+    if result is None:
+        raise TripwireError("no stored events in that period and no --data given")
     d = result.delivery
     return RunResult(
         model=config.name,
@@ -417,14 +423,34 @@ class Task(Generic[Request, Result]):
     command: str  # the command whose work it is
     request: type[Request]
     result: type[Result]
-    work: Callable[[Store, Request, Note], Result]
+    do: Callable[[Store, Request, Note, Guard], Result]  # holds the guard around store work
+
+    def work(self, store: Store, request: Request, note: Note, lock: Guard | None = None) -> Result:
+        """Do the task on ``store``. ``lock`` guards the store's connection where other threads
+        share it (the server's): held for the task's store work, never while a channel
+        answers."""
+        return self.do(store, request, note, lock if lock is not None else nullcontext())
+
+
+def _held(
+    work: Callable[[Store, Request, Note], Result],
+) -> Callable[[Store, Request, Note, Guard], Result]:
+    """``work`` with the guard held throughout: for tasks that only use the store."""
+
+    def held(store: Store, request: Request, note: Note, lock: Guard) -> Result:
+        with lock:
+            return work(store, request, note)
+
+    return held
 
 
 RUN = Task("run", "tripwire run", RunRequest, RunResult, run)
-REPLAY = Task("replay", "tripwire replay", ReplayRequest, ReplayResult, replay)
-LABELS = Task("labels", "tripwire labels load", LabelsRequest, LabelsResult, load_labels)
-CALIBRATE = Task("calibrate", "tripwire calibrate", CalibrateRequest, CalibrateResult, calibrate)
-BACKTEST = Task("backtest", "tripwire backtest", BacktestRequest, BacktestResult, backtest)
-GATE = Task("gate", "tripwire gate", GateRequest, GateResult, gate)
-DIGEST = Task("digest", "tripwire digest", DigestRequest, DigestResult, digest)
+REPLAY = Task("replay", "tripwire replay", ReplayRequest, ReplayResult, _held(replay))
+LABELS = Task("labels", "tripwire labels load", LabelsRequest, LabelsResult, _held(load_labels))
+CALIBRATE = Task(
+    "calibrate", "tripwire calibrate", CalibrateRequest, CalibrateResult, _held(calibrate)
+)
+BACKTEST = Task("backtest", "tripwire backtest", BacktestRequest, BacktestResult, _held(backtest))
+GATE = Task("gate", "tripwire gate", GateRequest, GateResult, _held(gate))
+DIGEST = Task("digest", "tripwire digest", DigestRequest, DigestResult, _held(digest))
 TASKS: tuple[Task[Any, Any], ...] = (RUN, REPLAY, LABELS, CALIBRATE, BACKTEST, GATE, DIGEST)

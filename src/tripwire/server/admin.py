@@ -4,7 +4,9 @@ DuckDB lets one process write a file, so while ``tripwire serve`` runs, ``tripwi
 ``replay``, ``labels load``, ``calibrate``, ``backtest``, ``gate`` and ``digest`` send their
 requests here (see :mod:`tripwire.commands.remote`) and the server does the same task the command
 would (:mod:`tripwire.tasks`) on its store, holding the lock the collector and the scheduler
-hold, so the task never runs at the same time as a scheduled check or a write of a batch.
+hold, so the task's store work never runs at the same time as a scheduled check or a write of
+a batch. ``run`` lets the lock go while it sends the alerts it queued, as the scheduler does, so
+a channel slow to answer holds up no ingestion.
 The admin token guards every endpoint; ``tripwire serve`` puts it in the server file beside the
 store, readable by its user only.
 """
@@ -48,8 +50,7 @@ def admin_router(store: Store, lock: threading.Lock, token: str) -> APIRouter:
 
     def perform(task: Task[Request, Result], request: Request) -> Result:
         try:
-            with lock:
-                return task.work(store, request, _quiet)
+            return task.work(store, request, _quiet, lock)
         except (TripwireError, ConfigError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
 
