@@ -356,6 +356,87 @@ def test_close_gives_up_at_its_timeout_and_counts_what_was_left() -> None:
     assert logger.stats.sent == 1 and accounted(logger.stats) == 5
 
 
+def test_flush_waits_until_what_was_logged_is_shipped_and_the_logger_goes_on(
+    tmp_path: Path,
+) -> None:
+    # The worker would not wake on its own for an hour, nor for a full batch: flush wakes it.
+    logger = Logger("fraud", FileTransport(tmp_path), batch_size=10_000, flush_interval=3600)
+    first = [logger.log(features={"amount": i, "country": "US"}, prediction=0.1) for i in range(25)]
+    assert logger.flush() is True
+    assert [e["event_id"] for e in read_events(tmp_path)] == first
+    assert logger.stats == LoggerStats(
+        sent=25, dropped=0, invalid=0, failed=0, rejected=0, queued=0
+    )
+    assert logger.flush(timeout=0) is True  # nothing left to wait for
+
+    # Invalid events and failures count as shipped too: nothing is left to wait for.
+    later = [logger.log(features={"amount": i, "country": "US"}, prediction=0.1) for i in range(5)]
+    logger.log(features={"amount": 1}, prediction=0.1, timestamp="yesterday")  # invalid
+    assert logger.flush(timeout=WAIT) is True
+    assert [e["event_id"] for e in read_events(tmp_path)] == first + later
+    assert logger.stats.sent == 30 and logger.stats.invalid == 1 and logger.stats.queued == 0
+    assert logger.close() is True
+    # After close, flush returns at once, and never raises.
+    assert logger.log(features={"amount": 1}, prediction=0.1) is None
+    assert logger.flush() is True and logger.flush(timeout=0) is True
+
+
+def test_flush_times_out_while_the_transport_is_stuck_and_waits_only_for_earlier_events() -> None:
+    class Turnstile:
+        """A transport that sends one batch per permit the test hands out."""
+
+        def __init__(self) -> None:
+            self.permits = threading.Semaphore(0)
+            self.entered = threading.Event()
+            self.sent: list[str] = []
+
+        def send(self, batch: list[dict[str, Any]]) -> None:
+            self.entered.set()
+            assert self.permits.acquire(timeout=WAIT)
+            self.sent += [event["event_id"] for event in batch]
+
+        def close(self) -> None:
+            pass
+
+    turnstile = Turnstile()
+    logger = Logger("fraud", turnstile, batch_size=1, flush_interval=3600)
+    try:
+        first = logger.log(features={"amount": 0}, prediction=0.1)
+        flushed: list[bool] = []
+        waiting = threading.Thread(target=lambda: flushed.append(logger.flush()), daemon=True)
+        waiting.start()
+        assert turnstile.entered.wait(WAIT)  # flush woke the worker, which is stuck in send
+        second = logger.log(features={"amount": 1}, prediction=0.1)
+        assert logger.flush(timeout=0.05) is False
+        assert waiting.is_alive() and flushed == []
+        # One batch through: the first flush returns, though the event logged after it waits.
+        turnstile.permits.release()
+        waiting.join(WAIT)
+        assert flushed == [True] and turnstile.sent == [first]
+        assert logger.stats.sent == 1
+        turnstile.permits.release()
+        assert logger.flush(timeout=WAIT) is True and turnstile.sent == [first, second]
+    finally:
+        turnstile.permits.release(5)
+        logger.close()
+    assert logger.stats.sent == 2
+
+
+def test_flush_waits_through_retries_and_counts_the_failures(collector: Collector) -> None:
+    collector.status = 503
+    transport = HttpTransport(collector.url, token=TOKEN)
+    logger = Logger("fraud", transport, batch_size=10, flush_interval=3600, backoff=0.001)
+    for i in range(25):
+        logger.log(features={"amount": i, "country": "US"}, prediction=0.1)
+    assert logger.flush(timeout=WAIT) is True
+    assert logger.stats.failed == 25 and logger.stats.queued == 0
+    collector.status = 200
+    ids = [logger.log(features={"amount": i, "country": "US"}, prediction=0.1) for i in range(7)]
+    assert logger.flush(timeout=WAIT) is True
+    assert logger.stats.sent == 7 and set(ids) <= set(collector.received())
+    assert logger.close() is True
+
+
 def test_the_queue_is_flushed_at_interpreter_exit(tmp_path: Path) -> None:
     script = """
 import sys

@@ -163,8 +163,9 @@ class Logger:
     events wait for the worker, which wakes every ``flush_interval`` seconds or when
     ``batch_size`` events are waiting and hands batches of at most ``batch_size`` events to
     ``transport``. A failed batch is retried ``retries`` times, ``backoff`` seconds apart and
-    doubling, then counted as failed. The logger flushes on ``close``, at the end of a
-    ``with`` block, and at interpreter exit.
+    doubling, then counted as failed. ``flush`` waits until what was logged so far has been
+    shipped; the logger flushes on ``close``, at the end of a ``with`` block, and at
+    interpreter exit.
 
     Example, writing NDJSON files that the collector accepts:
 
@@ -234,6 +235,13 @@ class Logger:
         self._rejected = 0
         self._in_flight = 0
         self._last_send = 0.0
+        # For flush(): events the worker has taken from the buffer and, of those, the ones
+        # resolved (sent, rejected, failed, invalid or dropped). The worker takes a batch and
+        # counts it under the lock, so that flush() sees each event either buffered or taken.
+        self._progress = threading.Condition(threading.Lock())
+        self._taken = 0
+        self._resolved = 0
+        self._finished = False  # the worker has exited
         self._warned: set[str] = set()
         self._second = -1  # the Unix second last formatted by _iso, and its text
         self._second_text = ""
@@ -344,6 +352,34 @@ class Logger:
         ]
         return "\n".join(lines) + "\n"
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event logged before the call has been handed to the transport and
+        resolved: sent, rejected, failed (after its retries, so a failing transport takes a
+        while), or dropped and counted; at most ``timeout`` seconds (None: as long as it
+        takes). True when they all were, False at the timeout. Later ``log`` calls are not
+        waited for. Never raises; once ``close`` has finished, returns at once.
+        """
+        try:
+            if threading.current_thread() is self._worker:
+                return False  # a transport flushing its own logger would wait for itself
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with self._progress:
+                target = self._taken + len(self._queue)
+            self._wake.set()
+            with self._progress:
+                while self._resolved < target and not self._finished:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._progress.wait(remaining)
+            if self._finished:
+                # Only a log() that raced close() can have left an event: count it dropped.
+                self._dropped.add(self._discard())
+            return True
+        except Exception:
+            _log.debug("tripwire logger %r: flush failed", self.model, exc_info=True)
+            return False
+
     def close(self, timeout: float | None = 5.0) -> bool:
         """Ship what is buffered, stop the worker and close the transport; at most ``timeout``
         seconds (None: as long as it takes). True when everything logged before was resolved
@@ -399,6 +435,9 @@ class Logger:
                 self.transport.close()
             except Exception as exc:
                 self._warn("close", f"closing the transport failed: {exc!r}")
+            with self._progress:
+                self._finished = True
+                self._progress.notify_all()
 
     def _drain_safely(self) -> None:
         try:
@@ -414,16 +453,25 @@ class Logger:
         while queue and time.monotonic() < self._deadline:
             items = []
             pop = queue.popleft
-            try:
-                for _ in range(self.batch_size):
-                    items.append(pop())
-            except IndexError:
-                pass
+            with self._progress:
+                try:
+                    for _ in range(self.batch_size):
+                        items.append(pop())
+                except IndexError:
+                    pass
+                self._taken += len(items)
             self._in_flight = len(items)
             try:
                 self._ship(items)
             finally:
                 self._in_flight = 0
+                self._resolve(len(items))
+
+    def _resolve(self, n: int) -> None:
+        """Count ``n`` taken events as resolved and wake whoever waits in flush()."""
+        with self._progress:
+            self._resolved += n
+            self._progress.notify_all()
 
     def _ship(self, items: list[_Item]) -> None:
         batch = []
@@ -464,13 +512,19 @@ class Logger:
         return time.monotonic() < self._deadline
 
     def _discard(self) -> int:
+        """Empty the buffer; how many events it held (resolved: the caller counts them)."""
         n = 0
-        try:
-            while True:
-                self._queue.popleft()
-                n += 1
-        except IndexError:
-            return n
+        with self._progress:
+            try:
+                while True:
+                    self._queue.popleft()
+                    n += 1
+            except IndexError:
+                pass
+            self._taken += n
+            self._resolved += n
+            self._progress.notify_all()
+        return n
 
     def _warn(self, kind: str, message: str) -> None:
         # The first problem of each kind is a warning, the rest debug: a broken collector or a

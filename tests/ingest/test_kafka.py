@@ -165,6 +165,9 @@ def test_logger_to_store_stores_every_event_once(
             )
             for row in rows
         ]
+        # Every event is on the topic once flush returns, before the logger is closed.
+        assert logger.flush(timeout=60) is True
+        assert logger.stats.sent == len(rows) and logger.stats.queued == 0
     assert logger.stats.sent == len(rows) and None not in ids
 
     with _consumer(kafka_cluster, topic, group, collector) as consumer:

@@ -132,6 +132,9 @@ def test_logger_to_store_stores_every_event_once(
             )
             for row in rows
         ]
+        # Every event is in the stream once flush returns, before the logger is closed.
+        assert logger.flush(timeout=60) is True
+        assert logger.stats.sent == len(rows) and logger.stats.queued == 0
     assert logger.stats.sent == len(rows) and None not in ids
 
     consumer = _consumer(redis_server, stream, collector)

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from tripwire.config import load_config
 from tripwire.demo.service import Collector
-from tripwire.demo.traffic import log_predictions, wait_until_shipped
+from tripwire.demo.traffic import log_predictions
 from tripwire.errors import TripwireError
 from tripwire.logger import HttpTransport, Logger
 
@@ -42,13 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     url, token = sys.stdin.readline().split()
     config = load_config(Path(config_path))
     transport = HttpTransport(url, token, timeout=REQUEST_TIMEOUT)
-    # A short flush interval ships the file's last, partial batch at once, so that the demo's
-    # clock can move on.
-    with Logger(config.name, transport, flush_interval=0.05) as logger:
+    with Logger(config.name, transport) as logger:
         logged = 0
         for line in sys.stdin:
             logged += log_predictions(logger, config, pq.read_table(line.strip()))
-            wait_until_shipped(logger, logged)
+            # The demo's clock moves on only once the file is shipped: a window must hold its
+            # day's events when the scheduler checks it, as the grace period ensures in
+            # production. An event the collector did not store would change every figure
+            # downstream, so losing one stops the demo.
+            logger.flush()
+            if (stats := logger.stats).sent != logged:
+                raise TripwireError(
+                    f"the collector stored {stats.sent:,} of {logged:,} events: {stats}"
+                )
             print(logged, flush=True)
 
 
