@@ -91,7 +91,9 @@ def test_a_batch_posted_to_the_running_server_is_stored(
         stored = store.events(config.name)
     assert stored.num_rows == 200
     assert set(stored.column("event_id").to_pylist()) == {e["event_id"] for e in events[:200]}
-    assert TOKEN not in log_path.read_text()
+    output = log_path.read_text()
+    assert TOKEN not in output
+    assert f"dashboard at {base}/dashboard" in output  # the start-up line names it
 
 
 @pytest.mark.slow

@@ -227,10 +227,13 @@ def serve(
         open_to = [role for role, t in (("ingest", ingest_token), ("read", read_token)) if not t]
         if open_to:
             err.print(f"warning: --insecure: {' and '.join(open_to)} endpoints need no token")
+        base = f"http://{host}:{sock.getsockname()[1]}"
         err.print(
             f"collecting for {', '.join(sorted(configs))} into {store.where} "
-            f"on http://{host}:{sock.getsockname()[1]} (API docs at /docs)"
+            f"on {base} (API docs at /docs)"
         )
+        sign_in = " (sign in with the read token)" if read_token else ""
+        err.print(f"dashboard at {base}/dashboard{sign_in}")
         if scheduler is not None and scheduler.monitors:
             err.print(
                 f"checking windows of {', '.join(sorted(scheduler.monitors))} "

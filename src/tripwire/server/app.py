@@ -1,4 +1,5 @@
-"""The collector's HTTP API: ``create_app`` wires the endpoints to a store it owns."""
+"""The server's HTTP app: ``create_app`` wires the collector, the read API, the dashboard and
+``/metrics`` to a store it owns."""
 
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ from tripwire.store import Store
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 DESCRIPTION = """\
-Receives prediction events and their delayed labels, validates them against each model's
-config and stores them in the tripwire store. Invalid items are rejected one by one (with their
-index and reason) and kept in the quarantine; the rest of their batch is stored.
+The tripwire server. It receives prediction events and their delayed labels, validates them
+against each model's config and stores them in the tripwire store: invalid items are rejected
+one by one (with their index and reason) and kept in the quarantine, the rest of their batch is
+stored. Its scheduler checks each model's windows as they close. It serves what the store holds:
+the read API under `/v1` (models, windows, metric series, incidents with their runbooks and
+deliveries, calibrations, digests, backtests, gate decisions), the dashboard at `/dashboard`
+and Prometheus metrics at `/metrics`.
 """
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not a batch (malformed JSON, wrong shape); nothing stored."},
@@ -87,9 +92,7 @@ def create_app(
                 # stop() waits for the window being checked; not on the event loop.
                 await run_in_threadpool(scheduler.stop)
 
-    app = FastAPI(
-        title="tripwire collector", version=__version__, description=DESCRIPTION, lifespan=lifespan
-    )
+    app = FastAPI(title="tripwire", version=__version__, description=DESCRIPTION, lifespan=lifespan)
 
     @app.exception_handler(BodyError)
     def _bad_body(_: Request, exc: BodyError) -> JSONResponse:
