@@ -103,9 +103,41 @@ def test_demo_opens_an_incident_for_each_injected_one_when_it_happens(
     assert first["(b)"] == DAY[scenario.SHIFT_FROM_DAY + 2]
     assert first["(d)"] == DAY[scenario.LATENCY_FROM_DAY]
     assert first["(e)"] == DAY[scenario.NOISE_SPIKE_DAY]
-    # Realized performance can only see the decay once labels arrive, a lag after it began.
-    decay_seen = first["(c)"]
-    assert DAY[scenario.DECAY_FROM_DAY] + LAG <= decay_seen <= DAY[30]
+
+
+def test_the_decay_shows_in_estimated_and_proxy_metrics_before_realized_ones(
+    summary: dict[str, Any],
+) -> None:
+    """Estimated performance and the manual-review share need no labels: they see the new
+    users' decay while the new region's share ramps up (each rule wants two windows running).
+    Realized performance can only see it once labels arrive, a lag after it began."""
+    [decay] = [f for f in summary["findings"] if f["incident"].startswith("(c)")]
+    seen = {s["signal"]: dt.date.fromisoformat(s["first_flagged"]) for s in decay["signals"]}
+    assert set(seen) == {"proxy", "estimated", "realized"}
+    began, labels_land = DAY[scenario.DECAY_FROM_DAY], DAY[scenario.DECAY_FROM_DAY] + LAG
+    ramped = DAY[scenario.DECAY_FROM_DAY + scenario.REGION_RAMP_DAYS + 1]
+    for early in ("proxy", "estimated"):
+        assert began < seen[early] <= ramped < labels_land, (early, seen)
+    assert labels_land <= seen["realized"] <= DAY[30]
+    assert dt.date.fromisoformat(decay["first_flagged"]) == min(seen["proxy"], seen["estimated"])
+    for signal in decay["signals"]:
+        assert "user_type=new" in signal["evidence"]
+
+
+def test_only_the_new_users_decay_opens_performance_incidents(stored: Stored) -> None:
+    """The whole population's performance holds, and the returning users'; so do the whole
+    population's inputs that may page, though the new users' scores moved."""
+    performance_rules = {
+        "segment_performance",
+        "segment_estimated_performance",
+        "manual_review_jump",
+    }
+    found = {(i.rule, i.segment) for i in stored.incidents if i.rule in performance_rules}
+    assert found == {(rule, "user_type=new") for rule in performance_rules}
+    decay = [i for i in stored.incidents if i.rule in performance_rules]
+    assert {(i.severity, i.route) for i in decay} == {("ticket", "fraud-ds")}
+    # Still open at the end: the new region's users keep coming.
+    assert all(i.is_open for i in decay)
 
 
 def test_pages_go_to_oncall_and_the_benign_spike_only_to_the_digest(
@@ -184,6 +216,11 @@ def test_every_event_and_label_went_through_the_collector_into_the_store(
     assert pc.all(pc.equal(joined.column("label"), fraud)).as_py()
     lags = pc.subtract(got.column("labelled_at"), got.column("ts")).to_pylist()
     assert set(lags) == {LAG}
+    # What serving decided went along in each event's metadata, for the manual-review proxy.
+    decided = pa.concat_tables(traffic).select(["event_id", "decision"])
+    kept = events.select(["event_id", "metadata"]).join(decided, "event_id")
+    expected = [f'{{"decision":"{d}"}}' for d in kept.column("decision").to_pylist()]
+    assert kept.column("metadata").to_pylist() == expected
 
 
 def test_the_scheduler_checked_each_window_and_rechecked_it_when_its_labels_landed(
@@ -209,7 +246,14 @@ def test_alerts_went_out_through_the_outbox_to_the_console_channel(
     announced = summary["pipeline"]["alerts"]
     assert announced > 0
     assert text.count("\nRule: ") == announced
-    for rule in ("null_share_top_features", "psi_top_feature_drift", "latency_p95"):
+    for rule in (
+        "null_share_top_features",
+        "psi_top_feature_drift",
+        "latency_p95",
+        "manual_review_jump",
+        "segment_estimated_performance",
+        "segment_performance",
+    ):
         assert f"Rule: {rule}\n" in text
 
 
@@ -253,6 +297,10 @@ def test_demo_writes_a_self_contained_report_and_replayable_files(demo_dir: Path
 def test_demo_json_lists_the_findings(summary: dict[str, Any]) -> None:
     assert len(summary["findings"]) == 5
     assert all(f["first_flagged"] for f in summary["findings"])
+    signals = {f["incident"][:3]: f["signals"] for f in summary["findings"]}
+    assert [s["signal"] for s in signals["(c)"]] == ["proxy", "estimated", "realized"]
+    assert all(s["first_flagged"] for s in signals["(c)"])
+    assert all(not signals[k] for k in ("(a)", "(b)", "(d)", "(e)"))
 
 
 def test_the_demo_collector_listens_on_loopback_and_wants_its_token() -> None:

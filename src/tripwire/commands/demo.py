@@ -99,6 +99,14 @@ def demo(out_dir: Path, as_json: bool, serve: bool) -> None:
                 "incident": f.incident,
                 "first_flagged": str(f.first_flagged or ""),
                 "evidence": f.evidence,
+                "signals": [
+                    {
+                        "signal": s.name,
+                        "first_flagged": str(s.first_flagged or ""),
+                        "evidence": s.evidence,
+                    }
+                    for s in f.signals
+                ],
             }
             for f in found
         ]
@@ -120,6 +128,9 @@ def demo(out_dir: Path, as_json: bool, serve: bool) -> None:
     for f in found:
         when = f"{f.first_flagged}: {f.evidence}" if f.first_flagged else "not flagged"
         out.print(Text(f"  {f.incident}\n    {when}"))
+        for s in f.signals:
+            seen = f"{s.first_flagged}: {s.evidence}" if s.first_flagged else "not flagged"
+            out.print(Text(f"      {s.name}: {seen}"))
     out.print("\n[bold]Weekly digests[/] (what moved on features no pager watches)")
     for digest in result.digests:
         # The Markdown minus its title line, which repeats the model and the dates.
@@ -217,21 +228,21 @@ def _print_timeline(
         "day",
         "inputs",
         "predictions",
-        f"performance\n(labels {LABEL_LAG_DAYS} days late)",
+        f"performance\n(estimated, proxy; realized {LABEL_LAG_DAYS} days late)",
         "cost / latency",
         "incidents (▲ opened, ▼ resolved)",
     ):
         # Fold rather than cut: a truncated rule or route name tells nobody anything.
         table.add_column(column, no_wrap=column == "day", overflow="fold")
     for day in days:
-        labelled = day.labelled
+        performance = _cell(day.performance)
+        if day.labelled is None:
+            performance.append("\nrealized: awaiting labels", "dim")
         table.add_row(
             f"{day.date:%m-%d}",
             _cell(day.report.select(layer="inputs"), paging),
             _cell(day.report.select(layer="predictions")),
-            _cell(labelled.select(layer="performance", segment=None))
-            if labelled
-            else Text("awaiting labels", "dim"),
+            performance,
             _cell(day.report.select(layer="cost")),
             _incident_cell(day, digests.get(day.date)),
         )
@@ -239,9 +250,22 @@ def _print_timeline(
 
 
 def _findings_html(found: list[Finding]) -> str:
+    def flagged(day: dt.date | None, evidence: str) -> str:
+        return f"{day}: {html.escape(evidence)}" if day else "not flagged"
+
     items = "".join(
         f"<li><b>{html.escape(f.incident)}</b>: "
-        + (f"{f.first_flagged}: {html.escape(f.evidence)}" if f.first_flagged else "not flagged")
+        + flagged(f.first_flagged, f.evidence)
+        + (
+            "<ul>"
+            + "".join(
+                f"<li>{html.escape(s.name)}: {flagged(s.first_flagged, s.evidence)}</li>"
+                for s in f.signals
+            )
+            + "</ul>"
+            if f.signals
+            else ""
+        )
         + "</li>"
         for f in found
     )

@@ -26,6 +26,8 @@ from tripwire.demo import scenario
 from tripwire.demo.pipeline import Throughput, pipeline
 from tripwire.demo.serving import serving_process
 from tripwire.demo.stored import stored_incidents, stored_report
+from tripwire.layers.catalog import ESTIMATED_PREFIX, is_proxy
+from tripwire.layers.rows import MetricRow
 from tripwire.monitor import Monitor
 from tripwire.report.model import Report
 from tripwire.scheduler import JobRecord
@@ -48,14 +50,28 @@ class DemoDay:
     resolved: list[Incident]
 
     @property
+    def performance(self) -> list[MetricRow]:
+        """What the day tells about performance: today's estimated performance and proxies,
+        which need no labels, and the realized performance of the window whose labels landed."""
+        rows = [r for r in self.report.select(layer="performance", segment=None) if _early(r)]
+        if self.labelled is not None:
+            labelled = self.labelled.select(layer="performance", segment=None)
+            rows += [r for r in labelled if not _early(r)]
+        return rows
+
+    @property
     def timeline_report(self) -> Report:
-        """Today's inputs, predictions and cost, with the performance the new labels revealed."""
-        rows = [r for r in self.report.rows if r.layer != "performance"]
+        """Today's inputs, predictions and cost, and :attr:`performance`."""
+        rows = [r for r in self.report.rows if r.layer != "performance"] + self.performance
         window = str(self.date)
         if self.labelled is not None:
-            rows += self.labelled.select(layer="performance", segment=None)
-            window += f" (performance: labels of {self.labelled.window})"
+            window += f" (realized performance: labels of {self.labelled.window})"
         return self.report.model_copy(update={"rows": rows, "window": window})
+
+
+def _early(row: MetricRow) -> bool:
+    """Whether ``row`` is one of the performance rows a window has before its labels land."""
+    return row.metric.startswith(ESTIMATED_PREFIX) or is_proxy(row.metric)
 
 
 @dataclass(frozen=True)

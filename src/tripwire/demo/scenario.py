@@ -6,8 +6,14 @@ and nothing else:
 
 (a) days 5-6: a pipeline breakage nulls 40 % of ``merchant_risk`` (a top feature);
 (b) from day 12: a population shift moves ``distance_km`` (customers further from merchants);
-(c) from day 18: the model slowly decays for new users (fraud stops following its score);
-    labels arrive ``LABEL_LAG_DAYS`` later, so realized performance sees it from day 25;
+(c) from day 18: new users come more and more (three in four from day 21) from a new region,
+    whose transactions the model cannot tell apart: their amount and merchant risk trade off
+    so that their scores pile up in the uncertain band just under the decision threshold 0.3,
+    where fraud runs at that rate whatever the score. Inputs barely drift (PSI about 0.1), the
+    whole population's AUC holds, but the new users' AUC decays. Estimated performance (CBPE,
+    from the scores alone) and the share of transactions sent to manual review (a proxy, from
+    the ``decision`` serving logs) see it within days; realized performance once labels land,
+    ``LABEL_LAG_DAYS`` later, a little worse than estimated;
 (d) from day 25: a serving regression slows 15 % of requests threefold, lifting p95 latency;
 (e) day 8: a benign one-day spike in ``session_jitter``, a noisy feature of low importance.
 """
@@ -29,6 +35,14 @@ SHIFT_FROM_DAY = 12
 DECAY_FROM_DAY = 18
 LATENCY_FROM_DAY = 25
 NOISE_SPIKE_DAY = 8
+DECISION_THRESHOLD = 0.3
+# Incident (c): the new region's share of new users rises over REGION_RAMP_DAYS to REGION_SHARE;
+# the model scores its transactions near REGION_SCORE.
+REGION_SHARE = 0.75
+REGION_RAMP_DAYS = 4
+REGION_SCORE = 0.28
+# Serving's decision from the score: manual review from the decision threshold, block from here.
+BLOCK_FROM = 0.7
 
 IMPORTANCE = {
     "amount": 0.31,
@@ -65,7 +79,7 @@ columns:
   latency_ms: latency_ms
   cost: cost_usd
   status: status
-decision_threshold: 0.3
+decision_threshold: {DECISION_THRESHOLD}
 label_lag: {LABEL_LAG_DAYS}d
 window: 1d
 importance:
@@ -77,6 +91,12 @@ owners:
   - name: fraud-ds
     role: data science
     contact: "#fraud-ml"
+# A proxy: what serving decided, logged beside each prediction (event metadata `decision`).
+proxies:
+  - name: manual_review_share
+    column: decision
+    equals: review
+    direction: above
 routes:
   oncall: [{{type: console}}]
   fraud-ds: [{{type: console}}]
@@ -85,8 +105,45 @@ severity_routes: {{page: oncall, ticket: fraud-ds, digest: weekly-digest}}
 """
 
 
-# The starter rule set `tripwire init` writes, with the demo's owners filled in.
-CONFIG_YAML = _SETTINGS + starter_rules("binary").replace('"TODO: ', '"')
+# Labels lag a week: two rules watch performance before they land, on every tracked segment.
+_EARLY_RULES = """\
+  # Performance before labels land: estimated from the scores, and a proxy.
+  - name: segment_estimated_performance   # CBPE: no labels needed
+    metric: estimated_auc
+    segment: each
+    baseline: reference
+    threshold: 0.05
+    window: 2d
+    severity: ticket
+    runbook:
+      what_it_means: >-
+        AUC estimated from the scores alone (no labels) fell by more than 0.05 against the
+        reference, overall or in a tracked segment, for two windows: the scores moved to where
+        the model is unsure.
+      what_to_check: >-
+        Which segment moved and where its scores now sit; input drift in that segment. The
+        estimate assumes no concept drift: realized performance confirms it once labels land
+        (segment_performance).
+      who_owns_the_fix: fraud-ds
+  - name: manual_review_jump   # a proxy: what serving decided
+    metric: proxy_manual_review_share
+    segment: each
+    baseline: reference
+    threshold: 0.1
+    window: 2d
+    severity: ticket
+    runbook:
+      what_it_means: >-
+        Ten points more of the transactions go to manual review than in the reference, overall
+        or in a tracked segment, for two windows: more scores sit in the uncertain band.
+      what_to_check: >-
+        Which segment; its scores and estimated performance; the review team's queue.
+      who_owns_the_fix: fraud-ds
+"""
+
+# The starter rule set `tripwire init` writes, with the demo's owners filled in, and the early
+# performance rules.
+CONFIG_YAML = _SETTINGS + starter_rules("binary").replace('"TODO: ', '"') + _EARLY_RULES
 
 
 @dataclass(frozen=True)
@@ -99,6 +156,32 @@ class Scenario:
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
+def _logit(
+    amount: np.ndarray, merchant_risk: np.ndarray, new_user: np.ndarray, tx_count: np.ndarray
+) -> np.ndarray:
+    """The model's log-odds of fraud."""
+    return np.asarray(
+        -3.1
+        + 0.9 * (np.log(amount) - 3.6)
+        + 5.0 * (merchant_risk - 0.25)
+        + 0.8 * new_user
+        + 0.25 * (tx_count - 2),
+        dtype=np.float64,
+    )
+
+
+def _region_inputs(rng: np.random.Generator, tx_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Amounts and merchant risks of new users from the new region: larger amounts at safer
+    merchants and smaller ones at riskier merchants, so that the model's log-odds sit near
+    REGION_SCORE's whatever the mix. Each input moves a little; together they pile up."""
+    k = tx_count.size
+    target = rng.normal(np.log(REGION_SCORE / (1 - REGION_SCORE)), 0.15, k)
+    # What amount and merchant risk must add to the rest of the log-odds (see _logit).
+    needed = target - (-3.1 + 0.8 + 0.25 * (tx_count - 2))
+    share = rng.uniform(0.2, 0.8, k)  # of it carried by merchant risk
+    return np.exp(3.6 + (1 - share) * needed / 0.9), 0.25 + share * needed / 5.0
 
 
 def _traffic(rng: np.random.Generator, n: int, day: int, date: dt.date, first_id: int) -> pa.Table:
@@ -120,21 +203,22 @@ def _traffic(rng: np.random.Generator, n: int, day: int, date: dt.date, first_id
     if day == NOISE_SPIKE_DAY:
         jitter = jitter + rng.normal(35, 10, n)
 
-    # The model's belief, and the world's truth that agrees with it until the decay begins.
-    logit = (
-        -3.1
-        + 0.9 * (np.log(amount) - 3.6)
-        + 5.0 * (merchant_risk - 0.25)
-        + 0.8 * new_user
-        + 0.25 * (tx_count - 2)
-    )
+    if day >= DECAY_FROM_DAY:
+        ramp = min(1.0, (day - DECAY_FROM_DAY + 1) / REGION_RAMP_DAYS)
+        region = new_user & (rng.random(n) < REGION_SHARE * ramp)
+        amount[region], merchant_risk[region] = _region_inputs(rng, tx_count[region])
+
+    # The model's belief, and the world's truth that agrees with it. In the new region the
+    # scores vary only by what the model's other inputs add (the noise below), which says
+    # nothing about fraud there: the scores' distribution shifts (CBPE sees it) and, within
+    # the region, the chance of fraud given the score no longer rises with it.
+    logit = _logit(amount, merchant_risk, new_user, tx_count)
     score = _sigmoid(logit + rng.normal(0, 0.35, n))
     truth = _sigmoid(logit)
-    if day >= DECAY_FROM_DAY:
-        drift = min(1.0, (day - DECAY_FROM_DAY + 1) / 6)
-        shuffled = rng.permutation(truth[new_user])
-        truth[new_user] = (1 - drift) * truth[new_user] + drift * shuffled
     is_fraud = (rng.random(n) < truth).astype(np.int64)
+    decision = np.where(
+        score >= BLOCK_FROM, "block", np.where(score >= DECISION_THRESHOLD, "review", "approve")
+    )
 
     if day in NULL_SPIKE_DAYS:
         merchant_risk[rng.random(n) < 0.4] = np.nan
@@ -165,6 +249,7 @@ def _traffic(rng: np.random.Generator, n: int, day: int, date: dt.date, first_id
             "latency_ms": latency,
             "cost_usd": rng.gamma(2.0, 0.0004, n),
             "status": status,
+            "decision": decision,
         }
     )
 

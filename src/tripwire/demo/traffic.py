@@ -21,8 +21,9 @@ POLL = 0.005  # seconds between looks at the logger's counters while it ships
 
 def log_predictions(logger: Logger, config: ModelConfig, table: pa.Table) -> int:
     """Log each row of ``table`` as the serving code would when it made the prediction: with
-    the request's id (the one its label will carry), its time and its features. Returns how
-    many were logged."""
+    the request's id (the one its label will carry), its time and its features, and in its
+    metadata what serving decided (the columns the config's proxies read). Returns how many
+    were logged."""
     columns = config.columns
     assert columns.id and columns.timestamp  # the demo's config sets them
 
@@ -35,6 +36,12 @@ def log_predictions(logger: Logger, config: ModelConfig, table: pa.Table) -> int
     seconds = (micros.astype(np.int64) / 1e6).tolist()
     features = {name: values(name) for name in columns.features}
     segments = {name: values(name) for name in columns.segments}
+    taken = {*columns.features, *columns.segments}
+    metadata = {
+        proxy.column: values(proxy.column)
+        for proxy in config.proxies
+        if proxy.column in table.column_names and proxy.column not in taken
+    }
     for i, (event_id, prediction, latency, status, cost) in enumerate(
         zip(
             values(columns.id),
@@ -54,6 +61,7 @@ def log_predictions(logger: Logger, config: ModelConfig, table: pa.Table) -> int
             status=status,
             cost=cost,
             segments={name: str(column[i]) for name, column in segments.items() if column[i]},
+            metadata={name: column[i] for name, column in metadata.items()} or None,
         )
     logged: int = table.num_rows
     return logged
