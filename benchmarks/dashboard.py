@@ -5,14 +5,15 @@ Usage::
     python benchmarks/dashboard.py              # 365 daily windows, 200 features, 10 segments
     python benchmarks/dashboard.py --days 30 --features 20 --segments 3 --json
     python benchmarks/dashboard.py --db /var/tmp/dash.duckdb   # keep the store, reuse it
+    python benchmarks/dashboard.py --days 90 --compressed-profiles   # as before migration 6
 
 What it does:
 
 * builds a binary model's config with ``--features`` features (every tenth categorical) and a
-  segment column with ``--segments`` values, fits a monitor on a generated reference (so the
-  feature page has the reference's histograms) and profiles one generated window of
-  ``--rows`` rows: that profile, full size (the default 1,000-point grid in every segment), is
-  stored with every window;
+  segment column with ``--segments`` values, fits a monitor on a generated reference (kept in
+  the store, as the job keeps it, so the feature page has the reference's histograms) and
+  profiles one generated window of ``--rows`` rows: that profile, full size (the default
+  1,000-point grid in every segment), is stored with every window;
 * seeds a DuckDB store with ``Store.write_window``: ``--days`` daily windows of synthetic metric
   rows, as many as the job writes (per feature and segment: PSI, KS, JS, Wasserstein, null and
   out-of-range shares, schema for a numeric feature; PSI, JS, chi-squared p-value, null and
@@ -24,7 +25,12 @@ What it does:
   model's page over the last 90 windows, over the whole year, with every feature in the drift
   table, a feature's page (its metrics over time and its histograms in 8 windows), an
   incident's page, and the API's model list, a feature's PSI series over the year and the
-  incident list.
+  incident list. The app runs without a scheduler and without the monitor: what it shows is
+  read from the store.
+
+``--compressed-profiles`` times the store with its window profiles in a column DuckDB
+compresses, as stores were before migration 6 (the ``windows`` table is rebuilt so before the
+pages are timed; a kept ``--db`` store is rebuilt back to uncompressed by a later run without it).
 
 Reported: seconds per page (best, median), the page's size, the store's size and rows, the
 machine and the load average (wall times on a shared machine are not the software's alone).
@@ -37,7 +43,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -55,7 +60,6 @@ from tripwire.job import incidents_table
 from tripwire.layers.rows import MetricRow
 from tripwire.monitor import Monitor
 from tripwire.profile import serialize
-from tripwire.scheduler import Scheduler
 from tripwire.server import create_app
 from tripwire.store import DuckDBStore
 
@@ -237,10 +241,16 @@ def incidents(config: ModelConfig, days: int) -> list[Incident]:
 
 
 def seed_store(
-    path: Path, config: ModelConfig, profile: bytes, days: int, segments: list[str]
+    path: Path,
+    config: ModelConfig,
+    reference: bytes,
+    profile: bytes,
+    days: int,
+    segments: list[str],
 ) -> None:
     rng = np.random.default_rng(0)
     with DuckDBStore(path) as store:
+        store.save_reference(MODEL, reference)
         for day in range(days):
             rows = metric_rows(config, segments, day, days, rng)
             store.write_window(MODEL, START + day * DAY, DAY, rows, profile, 1000)
@@ -249,6 +259,45 @@ def seed_store(
         outbox = Outbox(store)
         for incident in found:
             outbox.enqueue(message(config, incident, DAY, "firing"), config.routes["console"])
+
+
+# The windows table as migration 1 made it: DuckDB picks the profile column's compression.
+_WINDOWS = """
+CREATE TABLE windows_rebuilt (
+    model TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    window_start TIMESTAMP NOT NULL,
+    window_seconds BIGINT NOT NULL,
+    n_rows BIGINT NOT NULL,
+    profile BLOB NOT NULL{compression},
+    computed_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (model, namespace, window_start, window_seconds)
+);
+INSERT INTO windows_rebuilt SELECT * FROM windows ORDER BY window_start;
+DROP TABLE windows;
+ALTER TABLE windows_rebuilt RENAME TO windows;
+"""
+
+
+def profile_compression(store: DuckDBStore) -> str:
+    """How DuckDB keeps the stored profiles: "Uncompressed", "ZSTD", ..."""
+    found = store.sql(
+        "SELECT DISTINCT compression FROM pragma_storage_info('windows') "
+        "WHERE column_name = 'profile' AND segment_type = 'BLOB' ORDER BY 1"
+    )
+    return ", ".join(str(c) for (c,) in found) or "empty"
+
+
+def set_profile_compression(store: DuckDBStore, compressed: bool) -> float:
+    """Rebuild the windows table with its profiles compressed by DuckDB (as before migration
+    6) or not, unless they are so already; the seconds it took."""
+    begin = time.perf_counter()
+    if (profile_compression(store) != "Uncompressed") != compressed:
+        kind = "" if compressed else " USING COMPRESSION uncompressed"
+        with store.transaction():
+            store.connection.execute(_WINDOWS.format(compression=kind))
+        store.connection.execute("CHECKPOINT")
+    return time.perf_counter() - begin
 
 
 def timed(client: Any, url: str, repeat: int) -> dict[str, Any]:
@@ -276,6 +325,7 @@ def run(
     rows: int,
     repeat: int,
     db: Path | None,
+    compressed: bool = False,
 ) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
@@ -289,15 +339,17 @@ def run(
         seeded = 0.0
         if not path.exists():
             begin = time.perf_counter()
-            seed_store(path, config, profile, days, names)
+            seed_store(path, config, monitor.to_bytes(), profile, days, names)
             seeded = time.perf_counter() - begin
+        with DuckDBStore(path) as store:
+            rebuilt = set_profile_compression(store, compressed)
+            compression = profile_compression(store)
         load_before = load_average()
         with DuckDBStore(path) as store:
             starts = store.window_starts(MODEL, DAY)
             key = store.incidents(MODEL)["dedup_key"][0].as_py()
-            scheduler = Scheduler({MODEL: monitor}, store, threading.Lock())
-            app = create_app({MODEL: config}, store, None, TOKEN, scheduler=scheduler)
-            client = TestClient(app)  # no lifespan: the scheduler is only the monitors' holder
+            # No scheduler, no monitor: the pages read the store only.
+            client = TestClient(create_app({MODEL: config}, store, None, TOKEN))
             client.get(f"/dashboard?token={TOKEN}")  # signs in (the cookie)
             feature = next(iter(config.columns.features))  # the most important
             pages = {
@@ -324,6 +376,8 @@ def run(
         "profile_bytes": len(profile),
         "store_bytes": size,
         "seed_seconds": seeded,
+        "profile_compression": compression,
+        "rebuild_seconds": rebuilt,
         "repeat": repeat,
         "pages": timings,
         "machine": machine(["duckdb", "pyarrow", "numpy", "fastapi"]),
@@ -344,8 +398,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"tripwire dashboard benchmark: {result['windows']} daily windows x "
         f"{result['features']} features x ({result['segments']} segments + all), "
         f"{result['metric_rows']:,} metric rows, a {result['profile_bytes'] / 1e6:.1f} MB "
-        f"profile per window, store {result['store_bytes'] / 1e9:.2f} GB; "
-        f"best/median of {result['repeat']}",
+        f"profile per window ({result['profile_compression']} in the store), store "
+        f"{result['store_bytes'] / 1e9:.2f} GB; best/median of {result['repeat']}",
         "",
         f"{'page':<38}{'best s':>9}{'median s':>10}{'KB':>9}",
     ]
@@ -353,6 +407,11 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{name:<38}{t['best']:>9.3f}{t['median']:>10.3f}{t['bytes'] / 1e3:>9.0f}")
     if result["seed_seconds"]:
         lines.append(f"\nseeding the store took {result['seed_seconds']:.0f} s (not measured)")
+    if result["rebuild_seconds"] >= 0.5:
+        lines.append(
+            f"rebuilding the windows table ({result['profile_compression']}) took "
+            f"{result['rebuild_seconds']:.0f} s (not measured)"
+        )
     lines += ["", *machine_lines(result["machine"], result["load_average"])]
     return "\n".join(lines)
 
@@ -365,6 +424,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=5000, help="rows of the profiled window")
     parser.add_argument("--repeat", type=int, default=3, help="loads of each page")
     parser.add_argument("--db", type=Path, help="keep the store here (reused when it exists)")
+    parser.add_argument(
+        "--compressed-profiles",
+        action="store_true",
+        help="time the profiles in a column DuckDB compresses, as before migration 6",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.days < 10 or args.features < 1 or args.segments < 1 or args.repeat < 1:
@@ -374,7 +438,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run(args.days, args.features, args.segments, args.rows, args.repeat, args.db)
+    result = run(
+        args.days,
+        args.features,
+        args.segments,
+        args.rows,
+        args.repeat,
+        args.db,
+        args.compressed_profiles,
+    )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
