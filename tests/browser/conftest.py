@@ -10,8 +10,9 @@ whose labels arrived (a week late), saves the incidents and delivers their alert
 console. The server is the app ``tripwire serve`` builds, run by uvicorn in a thread on
 127.0.0.1 and stopped at the end.
 
-Screenshots go to ``$TRIPWIRE_TEST_ARTIFACTS/browser`` when that variable is set (CI keeps
-them), else to pytest's temporary directory.
+Screenshots go to ``$TRIPWIRE_TEST_ARTIFACTS/browser`` when that variable is set (``.ci/run``
+sets it to ``test-artifacts/`` in the checkout, where CI collects them), else to pytest's
+temporary directory.
 """
 
 from __future__ import annotations
