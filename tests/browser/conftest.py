@@ -7,8 +7,9 @@ The browser is the system's (``/usr/bin/chromium``, Debian's ``chromium`` packag
 The store is the demo's month (``tripwire.demo.scenario``), lived through day by day as
 production would: each day ``job.run`` checks the new window without its labels and the window
 whose labels arrived (a week late), saves the incidents and delivers their alerts to the
-console. The server is the app ``tripwire serve`` builds, run by uvicorn in a thread on
-127.0.0.1 and stopped at the end.
+console. The server is the app ``tripwire serve --no-schedule`` builds (no monitor: what it
+shows, the reference's histograms included, it reads from the store), run by uvicorn in a
+thread on 127.0.0.1 and stopped at the end.
 
 Screenshots go to ``$TRIPWIRE_TEST_ARTIFACTS/browser`` when that variable is set (``.ci/run``
 sets it to ``test-artifacts/`` in the checkout, where CI collects them), else to pytest's
@@ -35,7 +36,6 @@ from tripwire.config import ModelConfig, parse_config
 from tripwire.demo import scenario
 from tripwire.job import run
 from tripwire.monitor import Monitor
-from tripwire.scheduler import Scheduler
 from tripwire.server import create_app
 from tripwire.store import DuckDBStore
 
@@ -102,10 +102,9 @@ def site(demo_store: tuple[Path, Monitor]) -> Iterator[Site]:
     path, monitor = demo_store
     config = monitor.config
     with DuckDBStore(path) as store:
-        lock = threading.Lock()
-        # Not started (lifespan off): it lends the dashboard the fitted reference.
-        scheduler = Scheduler({config.name: monitor}, store, lock)
-        app = create_app({config.name: config}, store, None, READ_TOKEN, scheduler=scheduler)
+        # No scheduler and no monitor, as `tripwire serve --no-schedule` over a store the job
+        # filled: the feature pages' reference histograms are the one the job kept there.
+        app = create_app({config.name: config}, store, None, READ_TOKEN)
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="off"

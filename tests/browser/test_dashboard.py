@@ -126,10 +126,11 @@ def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> 
     tab.go_back()
     tab.go_back()
     tab.wait_for_url(re.compile(r".*/dashboard/models/fraud-detector$"))
-    row = tab.locator("#incidents tbody tr", has_text="user_type=new").filter(
-        has_text="segment_performance"
-    )
-    row.locator("td:first-child a").click()
+    # By the rule's exact name: segment_estimated_performance fires on the same segment.
+    row = tab.locator("#incidents tbody tr", has_text="user_type=new")
+    row.locator("td:first-child").get_by_role(
+        "link", name="segment_performance", exact=True
+    ).first.click()
     tab.wait_for_url(re.compile(r".*/incidents/.*segment_performance.*user_type=new.*"))
     assert "segment_performance" in tab.locator("h1").inner_text()
     runbook = tab.locator("dl.runbook").inner_text()
