@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
 OPEN = {
     ("psi_top_feature_drift", "distance_km", "all"),
     ("segment_performance", "", "user_type=new"),
+    ("segment_estimated_performance", "", "user_type=new"),
+    ("manual_review_jump", "", "user_type=new"),
     ("latency_p95", "", "all"),
 }
 RESOLVED = {
@@ -95,15 +97,22 @@ def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> 
     assert tab.locator("#inputs svg.spark").count() == len(ranked)
     band = tab.locator("#predictions figure", has_text="mean_pred").first
     assert band.locator("polygon.band").count() >= 1
-    # Performance: the whole population and each segment on one chart, each with its threshold.
+    # Performance: the whole population and each segment on one chart, realized and estimated,
+    # each with its threshold.
     auc = tab.locator("#performance figure", has_text="auc: overall").first
     legend = auc.locator(".legend").inner_text()
     for line in ("all", "user_type=new", "user_type=returning"):
-        assert line in legend
+        assert line in legend and f"{line} (estimated)" in legend
     assert auc.locator("polyline.ln").count() >= 3
+    assert auc.locator("polyline.ln.dash").count() == 3
     assert auc.locator("line.thr").count() == 3
-    assert auc.locator("circle.pt.bad").count() >= 1  # the new users' decay, flagged
+    # The new users' decay, flagged: estimated from the scores, and realized.
+    flagged = auc.locator("circle.pt.bad title").all_text_contents()
+    assert any(t.startswith("user_type=new (estimated) ") for t in flagged)
+    assert any(t.startswith("user_type=new 20") for t in flagged)
     assert tab.locator("#performance figure", has_text="label_coverage").count() == 1
+    review = tab.locator("#performance figure", has_text="proxy_manual_review_share")
+    assert "user_type=new" in review.locator(".legend").inner_text()
     assert tab.locator("#cost figure", has_text="latency percentiles").count() == 1
     incidents = tab.locator("#incidents tbody tr td:first-child").all_inner_texts()
     assert {rule for rule, _, _ in OPEN | RESOLVED} <= set(incidents)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 
 from tripwire.alerts.digest import build_digest
 from tripwire.alerts.engine import Incident
@@ -33,6 +35,7 @@ from tripwire.job import check_windows, derive_incidents
 from tripwire.layers.rows import SEVERITY
 from tripwire.monitor import Monitor
 from tripwire.scheduler import Scheduler
+from tripwire.server import create_app
 from tripwire.store import DuckDBStore
 
 DAY = {d: scenario.START + dt.timedelta(days=d - 1) for d in range(1, 31)}
@@ -292,6 +295,69 @@ def test_demo_writes_a_self_contained_report_and_replayable_files(demo_dir: Path
     assert "distance_km" in html and "merchant_risk" in html
     assert (demo_dir / "tripwire.yaml").exists()
     assert len(list((demo_dir / "days").glob("*.parquet"))) == 30
+
+
+def _figure(html: str, caption: str) -> str:
+    """The ``<figure>`` of ``html`` whose caption starts with ``caption``."""
+    start = html.index(f"<figure><figcaption>{caption}")
+    return html[start : html.index("</figure>", start)]
+
+
+def _lines(figure: str) -> dict[str, bool]:
+    """Each line of a chart's figure by name: whether it is dashed (estimated)."""
+    found = re.findall(r'<polyline class="ln s\d( dash)?" points="[^"]*"><title>([^<]*)<', figure)
+    return {name: bool(dash) for dash, name in found}
+
+
+def _thresholds(figure: str) -> list[float]:
+    """The values of a chart's threshold lines."""
+    found = re.findall(r'<line class="thr[^"]*"[^>]*><title>[^<]*: ([^<]*)<', figure)
+    return [float(v) for v in found]
+
+
+def _check_performance_chart(html: str, stored: Stored) -> None:
+    """The new users' AUC beside the whole population's and the returning users', realized
+    (solid) and estimated (dashed), with each line's alert level: the level of its stored
+    rows, the reference's value less 0.05, as the rules use; the decay's windows flagged."""
+    auc = _figure(html, "auc: overall")
+    segments = ("all", "user_type=returning", "user_type=new")
+    assert _lines(auc) == {
+        **{segment: False for segment in segments},
+        **{f"{segment} (estimated)": True for segment in segments},
+    }
+    levels = {
+        (r["segment"], round(r["threshold"], 3))
+        for r in stored.rows
+        if r["metric"] == "auc" and r["threshold"] is not None
+    }
+    assert sorted(_thresholds(auc)) == sorted(level for _, level in levels)
+    assert len(levels) == len(segments)
+    new_level = next(level for segment, level in levels if segment == "user_type=new")
+    new_auc = [r for r in stored.rows if (r["metric"], r["segment"]) == ("auc", "user_type=new")]
+    reference = new_auc[0]["reference"]
+    assert new_level == pytest.approx(reference - 0.05, abs=1e-3)
+    flagged = set(re.findall(r'<circle class="pt bad"[^>]*><title>([^<]*) \d{4}-', auc))
+    assert flagged == {"user_type=new", "user_type=new (estimated)"}
+    review = _figure(html, "proxy_manual_review_share")
+    assert set(_lines(review)) == set(segments)
+
+
+def test_the_dashboard_shows_the_decay_beside_the_whole_population(
+    demo_dir: Path, stored: Stored
+) -> None:
+    config = load_config(demo_dir / "tripwire.yaml")
+    with DuckDBStore(demo_dir / "tripwire.duckdb") as store:
+        client = TestClient(create_app({config.name: config}, store, "ingest", "read"))
+        html = client.get(f"/dashboard/models/{MODEL}?token=read").text
+    _check_performance_chart(html[html.index('id="performance"') : html.index('id="cost"')], stored)
+
+
+def test_the_demo_report_charts_the_decay_as_the_dashboard_does(
+    demo_dir: Path, stored: Stored
+) -> None:
+    html = (demo_dir / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('<section class="trend">') :]
+    _check_performance_chart(section[: section.index("</section>")], stored)
 
 
 def test_demo_json_lists_the_findings(summary: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from tripwire.monitor import Monitor
 from tripwire.report.html import render_timeline
 from tripwire.report.summary import headline, worst_per_subject
 from tripwire.report.terminal import STYLE
+from tripwire.report.trend import performance_trend
 from tripwire.store import DuckDBStore
 
 
@@ -88,6 +89,7 @@ def demo(out_dir: Path, as_json: bool, serve: bool) -> None:
             "tripwire demo: fraud-detector, 30 days",
             [(str(d.date), d.timeline_report) for d in result.days],
             _findings_html(found)
+            + _trend_html(result)
             + _incidents_html(result.incidents)
             + "".join(_digest_html(to_markdown(d)) for d in result.digests),
         ),
@@ -270,6 +272,21 @@ def _findings_html(found: list[Finding]) -> str:
         for f in found
     )
     return f"<section><h2>What tripwire found</h2><ul>{items}</ul></section>"
+
+
+def _trend_html(result: demo_run.DemoRun) -> str:
+    """The performance charts over the month, as the store holds them at the end."""
+    monitor = result.monitor
+    return performance_trend(
+        monitor.config,
+        result.history,
+        result.windows,
+        monitor.bins_.segments,
+        intro="Overall and in each segment, on one chart with each line's alert level: the "
+        "estimated values (dashed) from each day's scores, the realized ones (solid) once the "
+        f"labels landed, {LABEL_LAG_DAYS} days later (the last {LABEL_LAG_DAYS} days still "
+        "await theirs).",
+    )
 
 
 def _incidents_html(incidents: list[Incident]) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tripwire.alerts.digest import Digest, build_digest
@@ -81,6 +82,8 @@ class DemoRun:
     incidents: list[Incident]
     digests: list[Digest]  # one per full week, sent on the week's last day
     throughput: Throughput  # what went through the pipeline
+    history: pa.Table  # every stored metric row at the end, as Store.history gives them
+    windows: list[dt.datetime]  # the stored windows' starts (naive UTC)
 
 
 def write_files(out: Path, data: scenario.Scenario) -> None:
@@ -135,13 +138,14 @@ def run(out: Path, step: Callable[[str], None] = lambda _: None) -> DemoRun:
                 step(str(date))
             with loop.scheduler.lock:
                 history = store.history(config.name, DAY)
+                windows = store.window_starts(config.name, DAY)
             throughput = loop.throughput
     first = _midnight(data.days[0][0]).replace(tzinfo=None)
     digests = [
         build_digest(config, history, monitor.importance_, incidents, start, start + WEEK)
         for start in (first + k * WEEK for k in range(len(days) // 7))
     ]
-    return DemoRun(monitor, days, incidents, digests, throughput)
+    return DemoRun(monitor, days, incidents, digests, throughput, history, windows)
 
 
 def _read_day(

@@ -45,7 +45,14 @@ from tripwire.server.dashboard.series import (
 )
 from tripwire.server.reader import StoreReader, metric_rows
 
-__all__ = ["DEFAULT_WINDOWS", "RANGES", "model_page", "range_nav", "segment_series"]
+__all__ = [
+    "DEFAULT_WINDOWS",
+    "RANGES",
+    "model_page",
+    "performance_figures",
+    "range_nav",
+    "segment_series",
+]
 
 DEFAULT_WINDOWS = 90
 RANGES = (30, 90, 365)
@@ -286,19 +293,15 @@ def _with_thresholds(g: Grid, series: list[Series], metric: str) -> list[Thresho
     return out
 
 
-def _performance(
-    reader: StoreReader,
-    config: ModelConfig,
-    latest: pa.Table,
-    shown: list[datetime],
-    segments: list[str],
-) -> str:
-    metrics = _layer_metrics(latest, "performance")
-    if not metrics:
-        return '<p class="muted">No performance rows: the config names no label column.</p>'
-    g = grid(reader.history(config.name, metrics, since=shown[0]), shown)
-    realized = [m for m in metrics if not m.startswith(ESTIMATED_PREFIX)]
-    ruled = [r.metric for r in config.alerts if r.metric in realized]
+def _realized(metrics: Sequence[str]) -> list[str]:
+    return [m for m in metrics if not m.startswith(ESTIMATED_PREFIX)]
+
+
+def _charted(config: ModelConfig, metrics: Sequence[str]) -> list[str]:
+    """The performance metrics that get a chart of their own: the headline one and those the
+    alert rules watch, realized or estimated (a rule on ``estimated_auc`` watches AUC)."""
+    realized = _realized(metrics)
+    ruled = [r.metric.removeprefix(ESTIMATED_PREFIX) for r in config.alerts]
     default = _HEADLINE_PERFORMANCE.get(config.task)
     main = list(
         dict.fromkeys(
@@ -309,8 +312,18 @@ def _performance(
     )
     if not main:  # no rule and no headline metric: the estimated ones, if any, get charts
         main = [m.removeprefix(ESTIMATED_PREFIX) for m in metrics if m.startswith(ESTIMATED_PREFIX)]
+    return main
+
+
+def performance_figures(
+    config: ModelConfig, g: Grid, metrics: Sequence[str], segments: Sequence[str]
+) -> list[str]:
+    """The performance charts over the windows of ``g``: each watched metric (the headline one,
+    and those alert rules watch) realized (solid) and estimated (dashed), overall and in each
+    of ``segments``, with each series' alert level; then label coverage and the proxies."""
+    realized = _realized(metrics)
     figures = []
-    for metric in main:
+    for metric in _charted(config, metrics):
         series = segment_series(g, metric, "", segments)
         estimated = segment_series(g, ESTIMATED_PREFIX + metric, "", segments, dashed=True)
         thresholds = _with_thresholds(g, series, metric)
@@ -326,7 +339,7 @@ def _performance(
             + "."
         )
         chart = line_chart(
-            shown, [*series, *estimated], thresholds=thresholds, label=f"{metric} by segment"
+            g.windows, [*series, *estimated], thresholds=thresholds, label=f"{metric} by segment"
         )
         figures.append(
             _figure(
@@ -341,9 +354,29 @@ def _performance(
             continue
         series = segment_series(g, metric, "", segments)
         thresholds = _with_thresholds(g, series, metric)
-        chart = line_chart(shown, series, thresholds=thresholds, label=metric)
+        chart = line_chart(g.windows, series, thresholds=thresholds, label=metric)
         figures.append(_figure(metric, chart, legend(series, thresholds)))
-    others = [m for m in realized if m not in main and m != "label_coverage" and not is_proxy(m)]
+    return figures
+
+
+def _performance(
+    reader: StoreReader,
+    config: ModelConfig,
+    latest: pa.Table,
+    shown: list[datetime],
+    segments: list[str],
+) -> str:
+    metrics = _layer_metrics(latest, "performance")
+    if not metrics:
+        return '<p class="muted">No performance rows: the config names no label column.</p>'
+    g = grid(reader.history(config.name, metrics, since=shown[0]), shown)
+    figures = performance_figures(config, g, metrics, segments)
+    charted = _charted(config, metrics)
+    others = [
+        m
+        for m in _realized(metrics)
+        if m not in charted and m != "label_coverage" and not is_proxy(m)
+    ]
     rest = ""
     if others:
         rows = []
