@@ -9,11 +9,11 @@ and nothing else:
 (c) from day 18: new users come more and more (three in four from day 21) from a new region,
     whose transactions the model cannot tell apart: their amount and merchant risk trade off
     so that their scores pile up in the uncertain band just under the decision threshold 0.3,
-    where fraud runs at that rate whatever the score. Inputs barely drift (PSI about 0.1), the
-    whole population's AUC holds, but the new users' AUC decays. Estimated performance (CBPE,
-    from the scores alone) and the share of transactions sent to manual review (a proxy, from
-    the ``decision`` serving logs) see it within days; realized performance once labels land,
-    ``LABEL_LAG_DAYS`` later, a little worse than estimated;
+    where fraud runs at that rate whatever the score. The whole population's inputs barely
+    drift (PSI about 0.1; the new users' own do) and its AUC holds, but the new users' decays.
+    Estimated performance (CBPE, from the scores alone) and the share of transactions sent to
+    manual review (a proxy, from the ``decision`` serving logs) see it within days; realized
+    performance once labels land, ``LABEL_LAG_DAYS`` later, a little worse than estimated;
 (d) from day 25: a serving regression slows 15 % of requests threefold, lifting p95 latency;
 (e) day 8: a benign one-day spike in ``session_jitter``, a noisy feature of low importance.
 """
