@@ -152,6 +152,13 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
     help="At most how often one window is checked again while its labels or late events "
     "trickle in.",
 )
+@click.option(
+    "--parse-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that parse and validate event batches beside the server's own "
+    "[default: the cores less one, 1 to 4; 0: the server process does it].",
+)
 def serve(
     config_paths: tuple[Path, ...],
     store_path: str | None,
@@ -165,6 +172,7 @@ def serve(
     grace: timedelta,
     interval: timedelta,
     recheck_every: timedelta,
+    parse_workers: int | None,
 ) -> None:
     """Collect prediction events and labels over HTTP into the store, and check each model's
     windows as they close.
@@ -193,6 +201,7 @@ def serve(
 
     from tripwire.scheduler import Scheduler
     from tripwire.server import create_app
+    from tripwire.server.parsing import default_workers
 
     configs = _configs(config_paths)
     ingest_token = _token(ingest_token_env, insecure, "ingest")
@@ -217,7 +226,13 @@ def serve(
                 unscheduled=failed,
             )
         app = create_app(
-            configs, store, ingest_token, read_token, scheduler=scheduler, admin_token=admin_token
+            configs,
+            store,
+            ingest_token,
+            read_token,
+            scheduler=scheduler,
+            admin_token=admin_token,
+            parse_workers=default_workers() if parse_workers is None else parse_workers,
         )
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
         # Bound and listening before the server file names it: a command that finds the file

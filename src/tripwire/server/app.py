@@ -60,6 +60,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     scheduler: Scheduler | None = None,
     admin_token: str | None = None,
+    parse_workers: int = 0,
 ) -> FastAPI:
     """The collector for ``configs`` (by model name), writing to ``store``.
 
@@ -72,27 +73,34 @@ def create_app(
 
     An ``admin_token`` opens ``/v1/admin`` to it: the commands' store work, done on ``store``
     (see :mod:`tripwire.server.admin`).
+
+    ``parse_workers`` processes parse and validate event bodies (see
+    :mod:`tripwire.server.parsing`); with 0, the request's thread does.
     """
     if scheduler is not None and scheduler.store is not store:
         raise ValueError("the scheduler must use the app's store")
     # The scheduler, the collector and the admin tasks share one connection, so one lock.
     lock = scheduler.lock if scheduler else threading.Lock()
-    collector = Collector(configs, store, lock)
+    collector = Collector(configs, store, lock, parse_workers)
     ingest = Depends(bearer_guard(ingest_token, "IngestToken"))
     read = Depends(bearer_guard(read_token, "ReadToken"))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(collector.parser.start)
         if scheduler is not None:
             scheduler.start()
         try:
             yield
         finally:
+            await run_in_threadpool(collector.parser.close)
             if scheduler is not None:
                 # stop() waits for the window being checked; not on the event loop.
                 await run_in_threadpool(scheduler.stop)
 
     app = FastAPI(title="tripwire", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+
+    app.state.collector = collector
 
     @app.exception_handler(BodyError)
     def _bad_body(_: Request, exc: BodyError) -> JSONResponse:
@@ -115,12 +123,9 @@ def create_app(
         raw = await _read_body(request, max_body_bytes)
         content_type = request.headers.get("content-type")
 
-        def ingest() -> EventIngestResult:
-            return collector.ingest_events(parse_batch(content_type, raw, "events"))
-
-        # Parsing, validation and the write are CPU and disk work: off the event loop, in one
-        # trip to the thread pool.
-        return await run_in_threadpool(ingest)
+        # Parsing, validation (in the parser's worker processes, when it has any) and the
+        # write are CPU and disk work: off the event loop, in one trip to the thread pool.
+        return await run_in_threadpool(collector.ingest_event_body, content_type, raw)
 
     @app.post(
         "/v1/labels",

@@ -15,6 +15,7 @@ own answer, and only once its rows are committed.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -22,6 +23,7 @@ from datetime import UTC
 from tripwire.config import ModelConfig
 from tripwire.events import Event, Rejected
 from tripwire.server.body import Batch
+from tripwire.server.parsing import EventParser
 from tripwire.server.schemas import (
     EventIngestResult,
     ItemRejection,
@@ -30,7 +32,8 @@ from tripwire.server.schemas import (
     QuarantinePage,
 )
 from tripwire.server.validation import (
-    UNKNOWN_MODEL,
+    Validated,
+    add_unreadable,
     validate_event_batch,
     validate_label_batch,
 )
@@ -72,10 +75,15 @@ class Collector:
         configs: Mapping[str, ModelConfig],
         store: Store,
         lock: threading.Lock | None = None,
+        parse_workers: int = 0,
     ) -> None:
-        """``lock`` guards the store's connection; pass the one other users of it hold."""
+        """``lock`` guards the store's connection; pass the one other users of it hold.
+        ``parse_workers`` processes read the bodies given to :meth:`ingest_event_body` (see
+        :mod:`tripwire.server.parsing`); with 0 the calling thread does."""
         self.configs = dict(configs)
         self.store = store
+        self.parser = EventParser(configs, parse_workers)
+        self.counts = IngestCounts()
         self._lock = lock or threading.Lock()
         # Event batches waiting for the store, and whether a thread is writing a group now.
         self._waiting: list[_EventWrite] = []
@@ -90,14 +98,22 @@ class Collector:
         of the batch was stored.
         """
         result = validate_event_batch(self.configs, batch.items, batch.indices)
-        _add_unreadable(result.rejected, batch)
+        add_unreadable(result.rejected, batch)
         _name_origins(result.rejected, batch)
+        return self._ingest(result, source)
+
+    def ingest_event_body(self, content_type: str | None, raw: bytes) -> EventIngestResult:
+        """:meth:`ingest_events` for a request body, read by the collector's parser. Raises
+        ``BodyError`` or ``MediaTypeError`` when the body is not a batch (nothing is stored)."""
+        return self._ingest(self.parser.read(content_type, raw), EVENTS_SOURCE)
+
+    def _ingest(self, result: Validated[Event], source: str) -> EventIngestResult:
         write = _EventWrite(result.accepted, result.rejected, source)
         self._store_events(write)
+        rejected = _rejections(result.rejected)
+        self.counts.add_events(write.new, len(write.events) - write.new, len(rejected))
         return EventIngestResult(
-            accepted=write.new,
-            duplicates=len(write.events) - write.new,
-            rejected=_rejections(result.rejected),
+            accepted=write.new, duplicates=len(write.events) - write.new, rejected=rejected
         )
 
     def _store_events(self, write: _EventWrite) -> None:
@@ -161,11 +177,13 @@ class Collector:
     def ingest_labels(self, batch: Batch) -> LabelIngestResult:
         """Store the batch's valid labels (replacing earlier ones) and quarantine the rest."""
         result = validate_label_batch(self.configs, batch.items, batch.indices)
-        _add_unreadable(result.rejected, batch)
+        add_unreadable(result.rejected, batch)
         with self._lock, self.store.transaction():
             stored = self.store.write_labels(result.accepted)
             self._quarantine(LABELS_SOURCE, result.rejected)
-        return LabelIngestResult(accepted=stored, rejected=_rejections(result.rejected))
+        rejected = _rejections(result.rejected)
+        self.counts.add_labels(stored, len(rejected))
+        return LabelIngestResult(accepted=stored, rejected=rejected)
 
     def quarantine_page(self, model: str, limit: int, offset: int) -> QuarantinePage:
         """Items quarantined for ``model``, oldest first, ``limit`` of them from ``offset``."""
@@ -186,9 +204,27 @@ class Collector:
             self.store.quarantine(model, source, items)
 
 
-def _add_unreadable(rejected: dict[str, list[Rejected]], batch: Batch) -> None:
-    if batch.unreadable:
-        rejected.setdefault(UNKNOWN_MODEL, []).extend(batch.unreadable)
+class IngestCounts:
+    """What a collector took since it started, by outcome (``/metrics`` shows them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+
+    def add_events(self, stored: int, duplicate: int, quarantined: int) -> None:
+        with self._lock:
+            self.events.update(stored=stored, duplicate=duplicate, quarantined=quarantined)
+
+    def add_labels(self, stored: int, quarantined: int) -> None:
+        with self._lock:
+            self.labels.update(stored=stored, quarantined=quarantined)
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
+        with self._lock:
+            events = {k: self.events[k] for k in ("stored", "duplicate", "quarantined")}
+            labels = {k: self.labels[k] for k in ("stored", "quarantined")}
+        return events, labels
 
 
 def _name_origins(rejected: Mapping[str, list[Rejected]], batch: Batch) -> None:

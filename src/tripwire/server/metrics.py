@@ -58,7 +58,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as Pending
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,7 +74,7 @@ from tripwire.importance import top_k
 from tripwire.layers.catalog import CATALOG
 from tripwire.scheduler import Scheduler, SchedulerStatus
 from tripwire.server.auth import bearer_guard
-from tripwire.server.collector import Collector
+from tripwire.server.collector import Collector, IngestCounts
 from tripwire.store import Store
 
 __all__ = [
@@ -85,7 +84,6 @@ __all__ = [
     "VARIANTS",
     "DriftSelection",
     "Family",
-    "IngestCounts",
     "StoreMetrics",
     "alerting_rules",
     "drift_selection",
@@ -277,48 +275,6 @@ def _importance(config: ModelConfig) -> dict[str, float]:
             "%s: importance unreadable (%s); drift export by config order", config.name, exc
         )
         return {}
-
-
-# -- the collector's counts -----------------------------------------------------------------
-
-
-class IngestCounts:
-    """What this process's collector took since it started, by outcome.
-
-    :meth:`attach` counts the results of a :class:`~tripwire.server.collector.Collector`'s
-    ``ingest_events`` and ``ingest_labels`` as they return.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.events: Counter[str] = Counter()
-        self.labels: Counter[str] = Counter()
-
-    def attach(self, collector: Collector) -> None:
-        ingest_events, ingest_labels = collector.ingest_events, collector.ingest_labels
-
-        def counted_events(*args: Any, **kwargs: Any) -> Any:
-            result = ingest_events(*args, **kwargs)
-            self._add(self.events, result.accepted, result.duplicates, len(result.rejected))
-            return result
-
-        def counted_labels(*args: Any, **kwargs: Any) -> Any:
-            result = ingest_labels(*args, **kwargs)
-            self._add(self.labels, result.accepted, 0, len(result.rejected))
-            return result
-
-        collector.ingest_events = counted_events  # type: ignore[method-assign]
-        collector.ingest_labels = counted_labels  # type: ignore[method-assign]
-
-    def _add(self, counts: Counter[str], stored: int, duplicate: int, quarantined: int) -> None:
-        with self._lock:
-            counts.update(stored=stored, duplicate=duplicate, quarantined=quarantined)
-
-    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
-        with self._lock:
-            events = {k: self.events[k] for k in ("stored", "duplicate", "quarantined")}
-            labels = {k: self.labels[k] for k in ("stored", "quarantined")}
-        return events, labels
 
 
 # -- the scrape -----------------------------------------------------------------------------
@@ -592,10 +548,7 @@ def metrics_router(
 ) -> APIRouter:
     """``GET /metrics`` for Prometheus, behind the read token (a bearer token in the scrape
     config's ``authorization``)."""
-    counts = None
-    if collector is not None:
-        counts = IngestCounts()
-        counts.attach(collector)
+    counts = collector.counts if collector is not None else None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreMetrics(configs, store, lock, scheduler=scheduler, counts=counts))
     router = APIRouter()

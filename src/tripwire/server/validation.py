@@ -26,7 +26,7 @@ from tripwire.events import (
     validate_events,
     validate_labels,
 )
-from tripwire.server.body import PAYLOAD_CHARS
+from tripwire.server.body import PAYLOAD_CHARS, Batch
 from tripwire.store.common import EventRows, event_rows
 
 # Where items that name no model the collector knows are quarantined, when they name none.
@@ -111,6 +111,12 @@ def _validate(
             result.reject(model, r.model_copy(update={"index": group_indices[r.index]}))
     result.accepted = combine(accepted)
     return result
+
+
+def add_unreadable(rejected: dict[str, list[Rejected]], batch: Batch) -> None:
+    """Quarantine the batch's NDJSON lines that were not JSON with the items that failed."""
+    if batch.unreadable:
+        rejected.setdefault(UNKNOWN_MODEL, []).extend(batch.unreadable)
 
 
 def _flatten(parts: Iterable[Sequence[Label]]) -> list[Label]:
