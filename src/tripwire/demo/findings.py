@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tripwire.alerts.engine import Incident
 from tripwire.demo.run import DemoDay
@@ -33,10 +33,7 @@ class Finding:
     incident: str
     first_flagged: dt.date | None
     evidence: str
-    signals: tuple[Signal, ...] = field(default=())  # for an incident seen by several rules
-
-    def signal(self, name: str) -> Signal | None:
-        return next((s for s in self.signals if s.name == name), None)
+    signals: tuple[Signal, ...] = ()  # for an incident seen by several rules
 
 
 Pick = Callable[[DemoDay], list[Incident]]
