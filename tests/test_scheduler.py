@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tripwire.cli import cli
 from tripwire.commands.serve import _monitors
@@ -21,7 +22,7 @@ from tripwire.config import ModelConfig, load_config, parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events, validate_events, validate_labels
 from tripwire.monitor import Monitor
-from tripwire.scheduler import JobRecord, Scheduler, window_start
+from tripwire.scheduler import DURATION_BUCKETS, JobRecord, Scheduler, window_start
 from tripwire.server import create_app
 from tripwire.store import DuckDBStore, Store
 
@@ -363,6 +364,75 @@ def test_a_broken_model_records_its_error_and_the_others_still_run(
     # Later windows of the broken model wait for day 1, which is tried again on every pass.
     clock.now = DAY3 + GRACE
     assert _done(scheduler.run_due()) == [(MODEL, DAY1, "failed"), (SHADOW, DAY2, "checked")]
+
+
+def test_each_checks_duration_and_failure_is_kept_and_exported(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    _logged(store, data, configs, MODEL, SHADOW)
+    narrow = parse_config(
+        scenario.CONFIG_YAML.replace("    amount: numeric\n", "").replace("  amount: 0.31\n", "")
+    )
+    broken = Monitor(narrow).fit(data.reference.drop(["amount"]))
+    broken.config = configs[MODEL]
+    clock = Clock(DAY3 + GRACE)
+    lock = threading.Lock()
+    scheduler = Scheduler({MODEL: broken, SHADOW: monitors[SHADOW]}, store, lock, clock, GRACE)
+    app = create_app(dict(configs), store, None, READ_TOKEN, scheduler=scheduler)
+    client = TestClient(app)  # no lifespan: the scheduler's thread is not started
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+
+    records = scheduler.run_due()
+    assert _done(records) == [
+        (MODEL, DAY1, "failed"),
+        (SHADOW, DAY1, "checked"),
+        (SHADOW, DAY2, "checked"),
+    ]
+    assert all(r.seconds > 0 for r in records)
+    durations = scheduler.durations.snapshot()
+    assert durations[MODEL].count == 1 and durations[MODEL].failures == 1
+    assert durations[MODEL].last_success is None
+    assert durations[SHADOW].count == 2 and durations[SHADOW].failures == 0
+    assert durations[SHADOW].total == pytest.approx(records[1].seconds + records[2].seconds)
+    assert durations[SHADOW].last_success == DAY3 + GRACE  # by the scheduler's clock
+
+    jobs = {m["model"]: m for m in client.get("/v1/jobs", headers=read).json()["models"]}
+    assert jobs[SHADOW]["last_duration_seconds"] == records[2].seconds
+    assert jobs[SHADOW]["last_success"] == "2026-10-03T00:10:00Z"
+    assert jobs[MODEL]["last_duration_seconds"] == records[0].seconds
+    assert jobs[MODEL]["last_success"] is None
+
+    exposition = client.get("/metrics", headers=read).text
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    assert families["tripwire_job_duration_seconds"].type == "histogram"
+    samples = {
+        (s.name, s.labels.get("model"), s.labels.get("le")): s.value
+        for name in (
+            "tripwire_job_duration_seconds",
+            "tripwire_job_failures",
+            "tripwire_job_last_success_timestamp_seconds",
+        )
+        for s in families[name].samples
+    }
+    assert samples["tripwire_job_duration_seconds_count", SHADOW, None] == 2
+    assert samples["tripwire_job_duration_seconds_sum", SHADOW, None] == pytest.approx(
+        durations[SHADOW].total
+    )
+    assert samples["tripwire_job_duration_seconds_bucket", SHADOW, "+Inf"] == 2
+    assert samples["tripwire_job_duration_seconds_count", MODEL, None] == 1
+    assert samples["tripwire_job_failures_total", MODEL, None] == 1
+    assert samples["tripwire_job_failures_total", SHADOW, None] == 0
+    last_success = (DAY3 + GRACE).timestamp()
+    assert samples["tripwire_job_last_success_timestamp_seconds", SHADOW, None] == last_success
+    assert ("tripwire_job_last_success_timestamp_seconds", MODEL, None) not in samples
+    # Each check is counted in the bucket of its duration, and the buckets add up.
+    fastest = min(r.seconds for r in records[1:])
+    below = [b for b in DURATION_BUCKETS if b < fastest]
+    if below:
+        assert samples["tripwire_job_duration_seconds_bucket", SHADOW, str(below[-1])] == 0
 
 
 def test_the_server_runs_the_scheduler_and_shows_it_at_v1_jobs(

@@ -12,6 +12,9 @@ checked. Labels trickle in for weeks (chargebacks land 30 to 60 days late), so a
 checked again at most once per ``recheck_interval``: what arrives in between waits for the next
 recheck.
 
+How long each check took, and whether it failed, is kept in memory per model
+(:class:`JobDurations`) for ``/metrics`` and ``GET /v1/jobs``.
+
 ``tripwire serve`` runs one in a background thread next to the collector; every use of the store
 goes through the collector's lock, because one DuckDB connection must not serve two threads at
 once.
@@ -19,10 +22,12 @@ once.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -39,6 +44,8 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_INTERVAL",
     "DEFAULT_RECHECK_INTERVAL",
+    "DURATION_BUCKETS",
+    "JobDurations",
     "JobError",
     "JobRecord",
     "ModelJobs",
@@ -51,6 +58,9 @@ __all__ = [
 DEFAULT_GRACE = timedelta(minutes=10)
 DEFAULT_INTERVAL = 30.0  # seconds between passes
 DEFAULT_RECHECK_INTERVAL = timedelta(hours=1)
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+"""Upper bounds (seconds) of the buckets a check's duration is counted in: a small model's
+window takes well under a second, a large one's minutes."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _log = logging.getLogger(__name__)
@@ -67,6 +77,10 @@ def utc_now() -> datetime:
 def _utc(moment: datetime) -> datetime:
     # Naive datetimes are UTC throughout tripwire (the store holds them that way).
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _since(began: float) -> float:
+    return time.perf_counter() - began
 
 
 def window_start(moment: datetime, length: timedelta) -> datetime:
@@ -100,6 +114,84 @@ class JobRecord:
     open_incidents: int = 0
     announced: int = 0
     error: str | None = None
+    seconds: float = 0.0
+    """How long the check took, from waiting for the store to the alerts sent (0 when
+    skipped)."""
+
+
+@dataclass
+class ModelDurations:
+    """How long one model's checks took since the scheduler started: a histogram over
+    :data:`DURATION_BUCKETS` (``counts[i]`` checks took at most ``DURATION_BUCKETS[i]`` seconds
+    and more than the bucket before; the last entry counts the longer ones)."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    total: float = 0.0
+    """Seconds all checks took together."""
+    failures: int = 0
+    """Checks that failed, and passes that could not even find the model's due windows."""
+    last_seconds: float | None = None
+    last_success: datetime | None = None
+    """When the latest check that succeeded ended, by the scheduler's clock (UTC)."""
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, checks that took at most that long)``, ending with infinity."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip((*DURATION_BUCKETS, float("inf")), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+class JobDurations:
+    """Each scheduled model's check durations and failures, safe to read from any thread
+    (``/metrics`` reads them without waiting for the store).
+
+    >>> durations = JobDurations(["m"])
+    >>> durations.observe("m", 0.3, failed=False, at=datetime(2026, 10, 2, tzinfo=UTC))
+    >>> durations.observe("m", 12.0, failed=True)
+    >>> m = durations.snapshot()["m"]
+    >>> m.count, m.total, m.failures, m.last_seconds, m.cumulative()[2]
+    (2, 12.3, 1, 12.0, (0.5, 1))
+    """
+
+    def __init__(self, models: Iterable[str]) -> None:
+        self._lock = threading.Lock()
+        self._models = {model: ModelDurations() for model in models}
+
+    def observe(
+        self, model: str, seconds: float, *, failed: bool, at: datetime | None = None
+    ) -> None:
+        """Count one check of ``model`` that took ``seconds``; ``at`` is when it ended, kept as
+        the latest success unless it ``failed``."""
+        bucket = bisect.bisect_left(DURATION_BUCKETS, seconds)
+        with self._lock:
+            durations = self._models.setdefault(model, ModelDurations())
+            durations.counts[bucket] += 1
+            durations.total += seconds
+            durations.last_seconds = seconds
+            if failed:
+                durations.failures += 1
+            elif at is not None:
+                durations.last_success = at
+
+    def fail(self, model: str) -> None:
+        """Count a failure that was no check: the model's due windows could not be read."""
+        with self._lock:
+            self._models.setdefault(model, ModelDurations()).failures += 1
+
+    def snapshot(self) -> dict[str, ModelDurations]:
+        """A copy of every model's figures, by model."""
+        with self._lock:
+            return {
+                model: replace(durations, counts=list(durations.counts))
+                for model, durations in self._models.items()
+            }
 
 
 class JobError(BaseModel):
@@ -125,6 +217,16 @@ class ModelJobs(BaseModel):
     )
     failing: bool = Field(description="Whether the model's latest attempt failed.")
     last_error: JobError | None = None
+    last_duration_seconds: float | None = Field(
+        default=None,
+        description="How long the model's latest check took, failed or not, since the server "
+        "started; null before its first.",
+    )
+    last_success: datetime | None = Field(
+        default=None,
+        description="When the model's latest successful check ended (UTC), since the server "
+        "started; null before its first.",
+    )
     reason: str | None = Field(
         default=None, description="Why an unscheduled model is not scheduled."
     )
@@ -213,6 +315,7 @@ class Scheduler:
         self._rechecked_at: dict[tuple[str, datetime], datetime] = {}
         self._errors: dict[str, JobError] = {}
         self._failing: set[str] = set()
+        self.durations = JobDurations(self.monitors)
         # Passes never overlap (the thread's and a direct call's): both would find the same
         # windows due and check them twice.
         self._pass = threading.Lock()
@@ -314,6 +417,7 @@ class Scheduler:
                 stored = {_utc(s) for s in self.store.window_starts(model, self._length(model))}
         except Exception as exc:  # a broken store or config must not stop the other models
             self._fail(model, window_start(now, self._length(model)), now, exc)
+            self.durations.fail(model)
             return records
         # A late window without rows was found empty and passed over: its first real check.
         work: list[tuple[datetime, Outcome]] = [
@@ -323,10 +427,13 @@ class Scheduler:
         for start, outcome in work:
             if stop is not None and stop.is_set():
                 break
+            began = time.perf_counter()
             try:
                 record = self._check(model, start, outcome, now)
             except Exception as exc:
-                records.append(self._fail(model, start, now, exc))
+                failed = replace(self._fail(model, start, now, exc), seconds=_since(began))
+                self.durations.observe(model, failed.seconds, failed=True)
+                records.append(failed)
                 if start in pending:
                     # Later windows wait for this one: once a later window is stored, due()
                     # starts after it, and this one would never be checked.
@@ -335,6 +442,9 @@ class Scheduler:
             self._failing.discard(model)
             if start not in pending:
                 self._rechecked_at[(model, start)] = now
+            if record.outcome != "skipped":  # an empty window was read, not checked
+                record = replace(record, seconds=_since(began))
+                self.durations.observe(model, record.seconds, failed=False, at=_utc(self.clock()))
             records.append(record)
         return records
 
@@ -421,6 +531,7 @@ class Scheduler:
         Read from the store, so it waits while a window is being checked.
         """
         models: list[ModelJobs] = []
+        durations = self.durations.snapshot()
         for model in self.monitors:
             length = self._length(model)
             with self.lock:
@@ -435,6 +546,8 @@ class Scheduler:
                     next_due=None if start is None else start + length + self.grace,
                     failing=model in self._failing,
                     last_error=self._errors.get(model),
+                    last_duration_seconds=durations[model].last_seconds,
+                    last_success=durations[model].last_success,
                 )
             )
         for model, reason in sorted(self.unscheduled.items()):

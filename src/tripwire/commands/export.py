@@ -514,8 +514,27 @@ def grafana_dashboard(title: str = "tripwire", uid: str = "tripwire-models") -> 
             ("tripwire_scheduler_running", "scheduler running"),
             ("tripwire_store_up", "store up"),
         ],
-        w=24,
-        h=6,
+        w=8,
+    )
+    g.panel(
+        "Window check duration of $model, p95",
+        [
+            (
+                "histogram_quantile(0.95, sum by (le) "
+                f"(rate(tripwire_job_duration_seconds_bucket{{{_M}}}[1h])))",
+                "p95",
+            )
+        ],
+        unit="s",
+        description="How long checking a window took, from waiting for the store to the "
+        "alerts sent.",
+        w=8,
+    )
+    g.panel(
+        "Failed window checks of $model",
+        [(f"increase(tripwire_job_failures_total{{{_M}}}[1h])", "failed in the last hour")],
+        thresholds=(1,),
+        w=8,
     )
     return {
         "__inputs": [

@@ -39,11 +39,15 @@ process's collector took since it started), ``tripwire_outbox_pending`` and
 ``tripwire_outbox_dead`` (alert messages waiting for delivery or given up on),
 ``tripwire_scheduler_running``, ``tripwire_scheduler_failing{model}``,
 ``tripwire_scheduler_next_due_timestamp_seconds{model}``, ``tripwire_store_up`` and
-``tripwire_store_snapshot_timestamp_seconds``. Events a serving process's
-:class:`tripwire.Logger` dropped never reach the server: the logger counts them itself
-(``tripwire_logger_events_dropped_total``, see :meth:`tripwire.Logger.prometheus_text`), for
-the serving process to expose. Kafka and Redis consumers run as processes of their own, so their
-lag is not known here.
+``tripwire_store_snapshot_timestamp_seconds``. The scheduler times each window check (failed
+ones too, from waiting for the store to the alerts sent): the histogram
+``tripwire_job_duration_seconds{model}`` (buckets :data:`tripwire.scheduler.DURATION_BUCKETS`),
+``tripwire_job_failures_total{model}`` and ``tripwire_job_last_success_timestamp_seconds{model}``,
+kept in memory since the server started and read without waiting for the store. Events a
+serving process's :class:`tripwire.Logger` dropped never reach the server: the logger counts
+them itself (``tripwire_logger_events_dropped_total``, see
+:meth:`tripwire.Logger.prometheus_text`), for the serving process to expose. Kafka and
+Redis consumers run as processes of their own, so their lag is not known here.
 """
 
 from __future__ import annotations
@@ -62,7 +66,12 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
@@ -295,6 +304,11 @@ class _Families:
         self.gauge(name, help_text, labels).add_metric(list(labels.values()), value)
 
 
+def _le(bound: float) -> str:
+    """A histogram bucket's ``le`` label, as Prometheus's clients write it."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
 def _seconds(moment: datetime) -> float:
     # The store holds naive UTC.
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
@@ -479,6 +493,7 @@ class StoreMetrics:
             )
 
     def _scheduler_families(self) -> Iterator[Metric]:
+        yield from self._job_families()
         status = self._scheduler_status()
         if status is None:
             return
@@ -505,6 +520,38 @@ class StoreMetrics:
                     _seconds(jobs.next_due),
                 )
         yield from out.found.values()
+
+    def _job_families(self) -> Iterator[Metric]:
+        """The scheduler's check durations and failures: kept in memory, never waited for."""
+        if self.scheduler is None:
+            return
+        durations = self.scheduler.durations.snapshot()
+        histogram = HistogramMetricFamily(
+            "tripwire_job_duration_seconds",
+            "How long the model's window checks took (failed ones too), from waiting for the "
+            "store to the alerts sent, since the server started.",
+            labels=["model"],
+        )
+        failures = CounterMetricFamily(
+            "tripwire_job_failures",
+            "The model's window checks that failed since the server started (and passes that "
+            "could not read its due windows).",
+            labels=["model"],
+        )
+        success = GaugeMetricFamily(
+            "tripwire_job_last_success_timestamp_seconds",
+            "When the model's latest successful window check ended.",
+            labels=["model"],
+        )
+        for model, d in sorted(durations.items()):
+            buckets = [(_le(bound), n) for bound, n in d.cumulative()]
+            histogram.add_metric([model], buckets, sum_value=d.total)
+            failures.add_metric([model], d.failures)
+            if d.last_success is not None:
+                success.add_metric([model], _seconds(d.last_success))
+        yield histogram
+        yield failures
+        yield success
 
     def _scheduler_status(self) -> SchedulerStatus | None:
         if self.scheduler is None:
