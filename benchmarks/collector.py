@@ -90,12 +90,14 @@ def _free_port() -> int:
         return port
 
 
-def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(workdir: Path, port: int, parse_workers: int | None) -> subprocess.Popen[bytes]:
     config_path = workdir / "tripwire.yaml"
     config_path.write_text(scenario.CONFIG_YAML, encoding="utf-8")
     command = [sys.executable, "-m", "tripwire", "serve", "--config", str(config_path)]
     command += ["--store", str(workdir / "store.duckdb"), "--host", "127.0.0.1"]
     command += ["--port", str(port)]
+    if parse_workers is not None:
+        command += ["--parse-workers", str(parse_workers)]
     env = {**os.environ, "TRIPWIRE_INGEST_TOKEN": TOKEN, "TRIPWIRE_READ_TOKEN": TOKEN}
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -123,14 +125,28 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=30)
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process, all threads (Linux ``/proc``)."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+            return stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """User + system CPU seconds of a process, and of its children (the parse workers), all
+    threads (Linux ``/proc``)."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    children = 0
+    for entry in os.listdir("/proc"):
+        child = _stat(int(entry)) if entry.isdigit() else None
+        if child is not None and int(child[1]) == pid:  # field 4, the parent's pid
+            children += int(child[11]) + int(child[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, children / tick
 
 
 # --------------------------------------------------------------------------- sending
@@ -258,13 +274,15 @@ def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def run(n_events: int, batch: int, clients: int, fmt: str) -> dict[str, Any]:
+def run(
+    n_events: int, batch: int, clients: int, fmt: str, parse_workers: int | None
+) -> dict[str, Any]:
     warm_up, *bodies = make_bodies(n_events + batch, batch, fmt)
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = _free_port()
-        process = start_server(workdir, port)
+        process = start_server(workdir, port, parse_workers)
         try:
             send(port, [warm_up], 1, fmt)
             cpu_before = _cpu_seconds(process.pid)
@@ -278,13 +296,17 @@ def run(n_events: int, batch: int, clients: int, fmt: str) -> dict[str, Any]:
             ((count,),) = store.connection.execute("SELECT count(*) FROM events").fetchall()
     stored = count - batch  # less the warm-up batch
     load_after = _load()
-    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    server_cpu = workers_cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        server_cpu = cpu_after[0] - cpu_before[0] + cpu_after[1] - cpu_before[1]
+        workers_cpu = cpu_after[1] - cpu_before[1]
     seconds = sent["seconds"]
     return {
         "events": n_events,
         "batch": batch,
         "clients": clients,
         "format": fmt,
+        "parse_workers": "default" if parse_workers is None else parse_workers,
         "seconds": seconds,
         "accepted": sent["accepted"],
         "duplicates": sent["duplicates"],
@@ -295,6 +317,7 @@ def run(n_events: int, batch: int, clients: int, fmt: str) -> dict[str, Any]:
         "latency_ms": sent["latency_ms"],
         "server_cpu_seconds": server_cpu,
         "server_cpu_us_per_event": None if server_cpu is None else server_cpu / n_events * 1e6,
+        "workers_cpu_us_per_event": None if workers_cpu is None else workers_cpu / n_events * 1e6,
         # The clients share the machine: on a small one, their CPU is the server's ceiling too.
         "client_cpu_us_per_event": client_cpu / n_events * 1e6,
         "stages_cpu_us_per_event": stages(bodies, fmt, clients),
@@ -312,7 +335,8 @@ def format_report(r: dict[str, Any]) -> str:
     load = r["load_average"]
     lines = [
         f"tripwire collector benchmark: {r['events']:,} events in batches of {r['batch']:,} "
-        f"({r['format']}), {r['clients']} client threads, loopback",
+        f"({r['format']}), {r['clients']} client threads, loopback, "
+        f"parse workers: {r['parse_workers']}",
         "",
         f"wall time           {r['seconds']:.2f} s",
         f"accepted            {r['accepted']:,} ({r['duplicates']:,} duplicates, "
@@ -327,7 +351,8 @@ def format_report(r: dict[str, Any]) -> str:
         + (
             "unknown (no /proc)"
             if cpu is None
-            else f"{r['server_cpu_seconds']:.2f} s, {cpu:.1f} us/event (all threads)"
+            else f"{r['server_cpu_seconds']:.2f} s, {cpu:.1f} us/event (all threads; "
+            f"{r['workers_cpu_us_per_event']:.1f} of it in the parse workers)"
         ),
         f"client CPU          {r['client_cpu_us_per_event']:.1f} us/event (the {r['clients']} "
         "client threads, this process)",
@@ -352,13 +377,16 @@ def format_report(r: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=200_000, help="events to send")
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to send")
     parser.add_argument("--batch", type=int, default=1_000, help="events per request")
     parser.add_argument("--clients", type=int, default=8, help="client threads")
     parser.add_argument("--format", choices=("json", "ndjson"), default="json")
+    parser.add_argument(
+        "--parse-workers", type=int, default=None, help="tripwire serve --parse-workers"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    result = run(args.events, args.batch, args.clients, args.format)
+    result = run(args.events, args.batch, args.clients, args.format, args.parse_workers)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0 if result["stored"] == args.events else 1
 

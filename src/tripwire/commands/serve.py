@@ -157,7 +157,7 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
     type=click.IntRange(min=0),
     default=None,
     help="Processes that parse and validate event batches beside the server's own "
-    "[default: the cores less one, 1 to 4; 0: the server process does it].",
+    "[default: none on 2 cores or fewer, else the cores less two, at most 4].",
 )
 def serve(
     config_paths: tuple[Path, ...],

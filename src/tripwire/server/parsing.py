@@ -30,10 +30,20 @@ from tripwire.server.validation import Validated, add_unreadable, validate_event
 _worker_configs: dict[str, ModelConfig] = {}
 
 
-def default_workers() -> int:
-    """One core is left to the server process (HTTP, the store's writes); at most four workers,
-    past which the store, not parsing, bounds the collector."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+def default_workers(cores: int | None = None) -> int:
+    """Workers for a machine with ``cores`` (this one's by default): none on two cores or
+    fewer, else all but two cores (the server process's threads and the store's), at most four.
+
+    On two cores a worker costs more than it frees: the request threads that parse in turn
+    hand the store's group commit larger groups, and a commit's fixed cost is most of a small
+    one's (benchmarks/README.md, "Collector"). Past four, the store's writes bound the
+    collector, not parsing.
+
+    >>> [default_workers(n) for n in (1, 2, 3, 4, 8, 64)]
+    [0, 0, 1, 2, 4, 4]
+    """
+    cores = cores if cores is not None else os.cpu_count() or 1
+    return max(0, min(4, cores - 2))
 
 
 def read_events(
