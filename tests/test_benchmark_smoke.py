@@ -1,6 +1,7 @@
 """Smoke tests of the benchmarks on tiny sizes: each runs and reports every figure.
 
-benchmarks/drift.py; benchmarks/job.py (the monitoring job over stored events); and
+benchmarks/drift.py; benchmarks/job.py (the monitoring job over stored events);
+benchmarks/scheduler.py (a scheduler pass on a loaded store); and
 benchmarks/consumers.py into PostgreSQL (its DuckDB runs are tested with the consumers, in
 tests/ingest/). No wall-clock assertions: timings depend on the machine.
 """
@@ -63,6 +64,11 @@ def drift() -> Iterator[ModuleType]:
 @pytest.fixture(scope="module")
 def job() -> Iterator[ModuleType]:
     yield from _script("job.py")
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[ModuleType]:
+    yield from _script("scheduler.py")
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +203,22 @@ def test_job_benchmark_stores_what_the_collector_would(job: ModuleType, tmp_path
     unlabelled = [c for c in expected.column_names if c not in ("label", "labelled_at")]
     assert got.select(unlabelled).equals(expected.select(unlabelled))
     assert got["label"].to_pylist() == [float(y) for y in day["is_fraud"].to_pylist()]
+
+
+# --------------------------------------------------------------------------- scheduler.py
+
+
+def test_scheduler_benchmark_times_each_look_and_finds_the_trickle(
+    scheduler: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert scheduler.main(["--events", "3000", "--days", "5", "--passes", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["steps"]) == {"first pass", "idle pass", "after a trickle"}
+    for step in result["steps"].values():
+        assert step["seconds"] > 0 and step["cpu_seconds"] >= 0
+    # Labels for every day, and late events for the second: every window is found again.
+    assert result["found"] == result["expected"] and len(result["found"]) == 5
+    assert "5 windows to check again (as expected)" in scheduler.format_report(result)
 
 
 # --------------------------------------------------------------------------- consumers.py
