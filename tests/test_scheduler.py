@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -21,7 +22,8 @@ from tripwire.commands.serve import _monitors
 from tripwire.config import ModelConfig, load_config, parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events, validate_events, validate_labels
-from tripwire.monitor import Monitor
+from tripwire.monitor import FittedState, Monitor
+from tripwire.profile import serialize
 from tripwire.scheduler import DURATION_BUCKETS, JobRecord, Scheduler, window_start
 from tripwire.server import create_app
 from tripwire.store import DuckDBStore, Store
@@ -490,6 +492,46 @@ def test_serve_lists_models_it_cannot_schedule_and_checks_grace(tmp_path: Path) 
     )
     assert result.exit_code == 2
     assert "invalid duration" in result.output
+
+
+def test_a_served_models_first_check_does_not_serialize_its_reference(
+    tmp_path: Path,
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job stores the fitted reference beside the windows it checks; its bytes (seconds
+    for a wide model) are made when serve fits the monitor, not by the first check, which
+    holds the store's lock, the collector's."""
+    config_path = tmp_path / "tripwire.yaml"
+    config_path.write_text(scenario.CONFIG_YAML, encoding="utf-8")
+    pq.write_table(data.reference, tmp_path / "reference.parquet")
+    monitors, failed = _monitors({MODEL: load_config(config_path)})
+    assert failed == {}
+    serialized: list[str] = []
+    to_bytes = serialize.to_bytes
+
+    def spy(value: object) -> bytes:
+        if isinstance(value, FittedState):
+            serialized.append(MODEL)
+        return to_bytes(value)
+
+    monkeypatch.setattr(serialize, "to_bytes", spy)
+    _log(store, monitors[MODEL].config, data.days[0][1])
+    clock = Clock(DAY2 + GRACE)
+    scheduler = Scheduler(monitors, store, threading.Lock(), clock, GRACE)
+    assert _done(scheduler.run_due()) == [(MODEL, DAY1, "checked")]
+    assert serialized == []
+    assert store.reference(MODEL) == monitors[MODEL].to_bytes()
+
+    # A monitor fitted as before would have made them in its first check.
+    fresh = Monitor(monitors[MODEL].config).fit(data.reference)
+    _log(store, fresh.config, data.days[1][1])
+    clock.now = DAY3 + GRACE
+    assert _done(Scheduler({MODEL: fresh}, store, threading.Lock(), clock, GRACE).run_due()) == [
+        (MODEL, DAY2, "checked")
+    ]
+    assert serialized == [MODEL]
 
 
 def test_serve_refuses_a_recheck_interval_it_cannot_read(tmp_path: Path) -> None:

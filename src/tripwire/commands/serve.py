@@ -81,7 +81,12 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
                 raise TripwireError(f"{where}: the config names no reference to check against")
             path = config.resolve_path(str(config.reference))
             with about(path):
-                monitors[name] = Monitor(config).fit(read_table(path))
+                monitor = Monitor(config).fit(read_table(path))
+            # The fitted state's bytes, which the job stores beside the windows it checks
+            # (save_reference), made now, before a request can come: they take seconds for a
+            # wide model, and the first check would make them holding the store's lock.
+            monitor.to_bytes()
+            monitors[name] = monitor
         except TripwireError as exc:
             failed[name] = str(exc)
     return monitors, failed
