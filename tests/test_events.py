@@ -126,6 +126,7 @@ def _stored(features: list[str | None], segments: list[str | None] | None = None
             "cost": pa.nulls(n, pa.float64()),
             "features": pa.array(features, pa.string()),
             "segments": pa.array(segments or ["{}"] * n, pa.string()),
+            "metadata": pa.array(["{}"] * n, pa.string()),
             "label": pa.nulls(n, pa.float64()),
             "labelled_at": pa.nulls(n, pa.timestamp("us")),
         }

@@ -183,10 +183,29 @@ def validate_labels(
 
 def table_to_events(config: ModelConfig, table: Any) -> list[dict[str, Any]]:
     """Rows of a logged table (columns named as in the config) as event payloads: what a
-    serving process would have sent. Used to load files into the log and by tests."""
+    serving process would have sent. Used to load files into the log and by tests.
+
+    Besides the roles, features and segments, an event carries what the stored pipeline reads
+    back (see :func:`tripwire.store.events.to_monitor_table`), so that a file checks the same
+    loaded into the log as it does read directly: a multiclass model's class probabilities
+    among the features, and the columns the config's proxies read, where they are no other
+    role, feature or segment, in its metadata (a null kept, as serving logs it). Events carry
+    the prediction as a number, so a multiclass model's classes must be named by number.
+    """
     columns = config.columns
     if columns.timestamp is None or columns.id is None:
         raise ValueError("turning rows into events needs columns.timestamp and columns.id")
+    present = set(table.column_names)
+    features = [
+        *columns.features,
+        *(c for c in (columns.probabilities or {}).values() if c in present),
+    ]
+    taken = {*features, *columns.segments, *columns.roles().values()}
+    metadata = [
+        column
+        for column in dict.fromkeys(proxy.column for proxy in config.proxies)
+        if column in present and column not in taken
+    ]
     rows = table.to_pylist()
     roles = {
         "latency_ms": columns.latency_ms,
@@ -199,12 +218,14 @@ def table_to_events(config: ModelConfig, table: Any) -> list[dict[str, Any]]:
             "event_id": str(row[columns.id]),
             "model": config.name,
             "timestamp": row[columns.timestamp],
-            "features": {name: row.get(name) for name in columns.features},
+            "features": {name: row.get(name) for name in features},
             "prediction": row[columns.prediction],
             "segments": {name: str(row[name]) for name in columns.segments if row.get(name)},
         }
         for field, name in roles.items():
             if name is not None and row.get(name) is not None:
                 event[field] = row[name]
+        if metadata:
+            event["metadata"] = {name: row[name] for name in metadata}
         out.append(event)
     return out
