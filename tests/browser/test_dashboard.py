@@ -106,6 +106,18 @@ def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> 
     assert auc.locator("polyline.ln").count() >= 3
     assert auc.locator("polyline.ln.dash").count() == 3
     assert auc.locator("line.thr").count() == 3
+    # Each estimated series' legend key is dashed in its line's colour, not the text's grey.
+    keys = auc.locator(".legend .key.dash")
+    assert keys.count() == 3
+    for i in range(keys.count()):
+        key = keys.nth(i)
+        colour = re.search(r"\bc(\d)\b", key.get_attribute("class") or "")
+        assert colour is not None
+        line = auc.locator(f"polyline.ln.dash.s{colour[1]}").first
+        assert key.evaluate("e => getComputedStyle(e).borderTopStyle") == "dashed"
+        drawn = line.evaluate("e => getComputedStyle(e).stroke")
+        assert key.evaluate("e => getComputedStyle(e).borderTopColor") == drawn
+        assert drawn != key.evaluate("e => getComputedStyle(e.parentElement).color")
     # The new users' decay, flagged: estimated from the scores, and realized.
     flagged = auc.locator("circle.pt.bad title").all_text_contents()
     assert any(t.startswith("user_type=new (estimated) ") for t in flagged)

@@ -11,6 +11,7 @@ dashboard show the same lines. The SVG's classes are styled by :data:`CHART_CSS`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
@@ -20,37 +21,52 @@ import pyarrow.compute as pc
 
 from tripwire.config import ModelConfig
 
-__all__ = ["CHART_CSS", "performance_trend"]
+__all__ = ["CHART_CSS", "CHART_RULES", "performance_trend", "scoped"]
 
-CHART_CSS = """
-.trend{--s0:#0969da;--s1:#bf3989;--s2:#1a7f37;--s3:#bc4c00;--s4:#8250df;--s5:#57606a}
-.trend .charts{display:flex;flex-wrap:wrap;gap:1.2rem}
-.trend figure{margin:0}.trend figcaption{font-weight:600;margin-bottom:.2rem}
-.trend .legend{display:flex;flex-wrap:wrap;gap:.2rem .9rem;font-size:.85em}
-.trend .key{display:inline-block;width:1.1em;height:.25em;vertical-align:.25em;margin:0 .3em 0 0}
-.trend .key.dash{height:0;border-top-width:2px;border-top-style:dashed}
-.trend .key.thr{height:0;border-top:1px dashed var(--alert)}
-.trend .c0{background:var(--s0);border-color:var(--s0)}
-.trend .c1{background:var(--s1);border-color:var(--s1)}
-.trend .c2{background:var(--s2);border-color:var(--s2)}
-.trend .c3{background:var(--s3);border-color:var(--s3)}
-.trend .c4{background:var(--s4);border-color:var(--s4)}
-.trend .c5{background:var(--s5);border-color:var(--s5)}
-.trend .key.dash{background:none}
-.trend .small{font-size:.85em}
-.trend svg text{font-size:10px;fill:var(--grey)}
-.trend svg .axis{stroke:var(--line)}.trend svg .grid{stroke:#eaeef2}
-.trend svg .thr{stroke:var(--alert);stroke-dasharray:4 3;stroke-width:1}
-.trend svg .thr.faint{stroke-opacity:.45}
-.trend svg .ln{fill:none;stroke-width:1.6}.trend svg .ln.dash{stroke-dasharray:5 3}
-.trend svg .s0{stroke:var(--s0)}.trend svg .s1{stroke:var(--s1)}
-.trend svg .s2{stroke:var(--s2)}.trend svg .s3{stroke:var(--s3)}
-.trend svg .s4{stroke:var(--s4)}.trend svg .s5{stroke:var(--s5)}
-.trend svg .pt{stroke:none}.trend svg .pt.s0{fill:var(--s0)}.trend svg .pt.s1{fill:var(--s1)}
-.trend svg .pt.s2{fill:var(--s2)}.trend svg .pt.s3{fill:var(--s3)}
-.trend svg .pt.s4{fill:var(--s4)}.trend svg .pt.s5{fill:var(--s5)}
-.trend svg .pt.bad{fill:var(--alert)}
+CHART_RULES = """
+.charts{display:flex;flex-wrap:wrap;gap:1.2rem}
+figure{margin:0}figcaption{font-weight:600;margin-bottom:.2rem}
+.legend{display:flex;flex-wrap:wrap;gap:.2rem .9rem;font-size:.85em}
+.key{display:inline-block;width:1.1em;height:.25em;vertical-align:.25em;margin:0 .3em 0 0}
+.key.dash{height:0;border-top-width:2px;border-top-style:dashed}
+.key.thr{height:0;border-top:1px dashed var(--alert)}
+.c0{background:var(--s0);border-color:var(--s0)}.c1{background:var(--s1);border-color:var(--s1)}
+.c2{background:var(--s2);border-color:var(--s2)}.c3{background:var(--s3);border-color:var(--s3)}
+.c4{background:var(--s4);border-color:var(--s4)}.c5{background:var(--s5);border-color:var(--s5)}
+.key.dash{background:none}
+svg text{font-size:10px;fill:var(--grey)}
+svg .axis{stroke:var(--line)}svg .grid{stroke:#eaeef2}
+svg .thr{stroke:var(--alert);stroke-dasharray:4 3;stroke-width:1}
+svg .thr.faint{stroke-opacity:.45}
+svg .ln{fill:none;stroke-width:1.6}svg .ln.dash{stroke-dasharray:5 3}
+svg .s0{stroke:var(--s0)}svg .s1{stroke:var(--s1)}svg .s2{stroke:var(--s2)}
+svg .s3{stroke:var(--s3)}svg .s4{stroke:var(--s4)}svg .s5{stroke:var(--s5)}
+svg .pt{stroke:none}svg .pt.s0{fill:var(--s0)}svg .pt.s1{fill:var(--s1)}
+svg .pt.s2{fill:var(--s2)}svg .pt.s3{fill:var(--s3)}svg .pt.s4{fill:var(--s4)}
+svg .pt.s5{fill:var(--s5)}svg .pt.bad{fill:var(--alert)}
 """
+"""The charts' rules, shared by the dashboard's style sheet and (scoped) the reports'. A dashed
+(estimated) series' legend key is a dashed top border in its series' colour: the ``cN`` class
+sets the colour and ``.key.dash`` only the border's width and style (a ``border-top``
+shorthand there would reset the colour to the text's, being the more specific rule)."""
+
+
+def scoped(css: str, scope: str) -> str:
+    """``css`` (flat rules, no at-rules) with each selector prefixed by ``scope``."""
+
+    def rule(match: re.Match[str]) -> str:
+        selectors = ",".join(f"{scope} {s.strip()}" for s in match[1].split(","))
+        return f"{selectors}{{{match[2]}}}\n"
+
+    return re.sub(r"([^{}]+)\{([^{}]*)\}", rule, css)
+
+
+CHART_CSS = (
+    ".trend{--s0:#0969da;--s1:#bf3989;--s2:#1a7f37;--s3:#bc4c00;--s4:#8250df;--s5:#57606a}\n"
+    + scoped(CHART_RULES, ".trend")
+    + ".trend .small{font-size:.85em}\n"
+)
+"""The chart rules for a report, scoped to ``.trend`` so that they leave the rest of it alone."""
 
 
 def performance_trend(

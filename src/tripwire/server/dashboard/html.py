@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from tripwire import __version__
 from tripwire.report.html import format_number
+from tripwire.report.trend import CHART_RULES
 
 __all__ = [
     "CSS",
@@ -26,7 +27,8 @@ __all__ = [
     "when",
 ]
 
-CSS = """
+CSS = (
+    """
 :root{--ok:#1a7f37;--ok-bg:#dafbe1;--watch:#9a6700;--watch-bg:#fff8c5;--alert:#cf222e;
 --alert-bg:#ffebe9;--grey:#57606a;--grey-bg:#f6f8fa;--line:#d0d7de;--link:#0969da;
 --s0:#0969da;--s1:#bf3989;--s2:#1a7f37;--s3:#bc4c00;--s4:#8250df;--s5:#57606a}
@@ -60,30 +62,13 @@ color:var(--grey);background:var(--grey-bg)}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
 .card{border:1px solid var(--line);border-radius:6px;padding:.6rem .8rem}
 .card h3{margin-top:0}
-.charts{display:flex;flex-wrap:wrap;gap:1.2rem}
-figure{margin:0}figcaption{font-weight:600;margin-bottom:.2rem}
-.legend{display:flex;flex-wrap:wrap;gap:.2rem .9rem;font-size:.85em;color:var(--grey)}
-.key{display:inline-block;width:1.1em;height:.25em;vertical-align:.25em;margin-right:.3em}
-.key.dash{height:0;border-top:2px dashed}
+"""
+    + CHART_RULES
+    + """.legend{color:var(--grey)}
 .key.band{height:.8em;vertical-align:-.1em;background:#0969da22}
-.key.thr{height:0;border-top:1px dashed var(--alert)}
 .key.ref{height:.8em;vertical-align:-.1em;background:#8c959f}
-.c0{background:var(--s0);border-color:var(--s0)}.c1{background:var(--s1);border-color:var(--s1)}
-.c2{background:var(--s2);border-color:var(--s2)}.c3{background:var(--s3);border-color:var(--s3)}
-.c4{background:var(--s4);border-color:var(--s4)}.c5{background:var(--s5);border-color:var(--s5)}
-.key.dash.c0,.key.dash.c1,.key.dash.c2,.key.dash.c3,.key.dash.c4,.key.dash.c5{background:none}
-svg text{font-size:10px;fill:var(--grey)}
-svg .axis{stroke:var(--line)}svg .grid{stroke:#eaeef2}
-svg .thr{stroke:var(--alert);stroke-dasharray:4 3;stroke-width:1}
-svg .thr.faint{stroke-opacity:.45}
 svg .band{fill:#0969da;fill-opacity:.12;stroke:none}
 svg .shade{fill:var(--alert);fill-opacity:.08}
-svg .ln{fill:none;stroke-width:1.6}svg .ln.dash{stroke-dasharray:5 3}
-svg .s0{stroke:var(--s0)}svg .s1{stroke:var(--s1)}svg .s2{stroke:var(--s2)}
-svg .s3{stroke:var(--s3)}svg .s4{stroke:var(--s4)}svg .s5{stroke:var(--s5)}
-svg .pt{stroke:none}svg .pt.s0{fill:var(--s0)}svg .pt.s1{fill:var(--s1)}
-svg .pt.s2{fill:var(--s2)}svg .pt.s3{fill:var(--s3)}svg .pt.s4{fill:var(--s4)}
-svg .pt.s5{fill:var(--s5)}svg .pt.bad{fill:var(--alert)}
 svg .ref{fill:#8c959f}svg .cur{fill:var(--s0)}
 svg.spark .ln{stroke:var(--s0);stroke-width:1.2}
 details{margin:.2rem 0}summary{cursor:pointer}
@@ -99,6 +84,8 @@ form.login input{width:100%;padding:.35rem;margin:.4rem 0 .8rem;font:inherit}
 form.login button{padding:.35rem 1rem;font:inherit}
 .error{color:var(--alert)}
 """
+)
+"""The dashboard's style sheet; the charts' rules are the reports' (:data:`CHART_RULES`)."""
 
 
 def esc(value: object) -> str:
