@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tripwire.config import parse_config
 from tripwire.init_config import infer_config
 from tripwire.layers.catalog import CATALOG
+from tripwire.monitor import Monitor
 
 
 def all_roles_table(rows: int = 30) -> pa.Table:
@@ -141,3 +144,81 @@ def test_commented_performance_segments_and_proxies_load_once_uncommented() -> N
         "proxy_review_share",
         "proxy_engaged_7d",
     ]
+
+
+def pets_table(rows: int = 60, seed: int = 0) -> pa.Table:
+    """A multiclass model's log: a probability column per class, the predicted class (the
+    most probable) and the true one."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet([1.0, 1.0, 1.0], rows)
+    classes = np.array(["cat", "dog", "bird"])
+    return pa.table(
+        {
+            "ts": pa.array([datetime(2024, 1, 1, 0, i % 60) for i in range(rows)]),
+            "weight": rng.normal(5.0, 1.0, rows),
+            "p_cat": p[:, 0],
+            "p_dog": p[:, 1],
+            "p_bird": p[:, 2],
+            "predicted": classes[p.argmax(axis=1)],
+            "label": classes[rng.integers(0, 3, rows)],
+        }
+    )
+
+
+def test_multiclass_from_a_probability_column_per_class() -> None:
+    table = pets_table()
+    text = infer_config(table, "pets", "ref.parquet")
+    config = parse_config(text)
+    assert config.task == "multiclass"
+    cols = config.columns
+    assert cols.probabilities == {"cat": "p_cat", "dog": "p_dog", "bird": "p_bird"}
+    assert (cols.prediction, cols.label, cols.timestamp) == ("predicted", "label", "ts")
+    assert cols.features == {"weight": "numeric"}
+    assert "\ndecision_threshold:" not in text  # binary only
+    assert "task multiclass (one probability column for each of 3 classes)" in text
+    assert "probabilities p_cat, p_dog, p_bird (named for their classes; each row sums" in text
+    assert "metric: accuracy" in text  # the multiclass starter rules
+    # The config it writes checks the file it came from.
+    report = Monitor(config).fit(table).check(table)
+    assert report.value("accuracy") is not None and report.value("class_psi") == 0.0
+
+
+def test_multiclass_classes_by_number_and_the_prediction_by_agreement() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet([1.0] * 4, 40)
+    table = pa.table(
+        {
+            **{f"{k}_proba": p[:, k] for k in range(4)},
+            "x": rng.normal(size=40),
+            "top": p.argmax(axis=1),  # named for nothing: it agrees with the probabilities
+        }
+    )
+    config = parse_config(infer_config(table, "m", "ref.parquet"))
+    assert config.task == "multiclass" and config.columns.prediction == "top"
+    assert config.columns.probabilities == {str(k): f"{k}_proba" for k in range(4)}
+    assert config.columns.features == {"x": "numeric"}
+
+
+def test_one_vs_rest_scores_are_multiclass_when_the_label_has_their_classes() -> None:
+    table = pets_table()
+    # Scores that do not sum to 1 (one-vs-rest), and a predicted class by name.
+    scores = {c: pc.multiply(table.column(c), 0.5) for c in ("p_cat", "p_dog", "p_bird")}
+    for name, column in scores.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    config = parse_config(infer_config(table, "pets", "ref.parquet"))
+    assert config.task == "multiclass"
+    assert "the classes of label 'label'" in infer_config(table, "pets", "ref.parquet")
+    # Without a label of several classes nothing says they are class probabilities.
+    table = table.drop_columns(["label", "predicted"])
+    table = table.append_column("score", pa.array([0.5] * table.num_rows))
+    config = parse_config(infer_config(table, "pets", "ref.parquet"))
+    assert config.task == "binary" and "p_cat" in config.columns.features
+
+
+def test_multiclass_errors_say_what_is_missing() -> None:
+    table = pets_table().drop_columns(["predicted"])
+    with pytest.raises(ValueError, match="no column holds only their classes"):
+        infer_config(table.append_column("score", pa.array([0.5] * table.num_rows)), "m", "r")
+    table = pets_table().drop_columns(["p_cat", "p_dog", "p_bird"])
+    with pytest.raises(ValueError, match="label 'label' has 3 classes, so the model is multi"):
+        infer_config(table.append_column("score", pa.array([0.5] * table.num_rows)), "m", "r")
