@@ -317,8 +317,10 @@ def _thresholds(figure: str) -> list[float]:
 
 def _check_performance_chart(html: str, stored: Stored) -> None:
     """The new users' AUC beside the whole population's and the returning users', realized
-    (solid) and estimated (dashed), with each line's alert level: the level of its stored
-    rows, the reference's value less 0.05, as the rules use; the decay's windows flagged."""
+    (solid) and estimated (dashed), with each line's alert level: segment_performance's, the
+    reference's value less 0.05 (here also the level stored with the rows); the decay's
+    windows flagged. The manual-review proxy's lines are manual_review_jump's level, 0.10
+    over the reference's share, not the proxy's own (50 % over it)."""
     auc = _figure(html, "auc: overall")
     segments = ("all", "user_type=returning", "user_type=new")
     assert _lines(auc) == {
@@ -340,6 +342,20 @@ def _check_performance_chart(html: str, stored: Stored) -> None:
     assert flagged == {"user_type=new", "user_type=new (estimated)"}
     review = _figure(html, "proxy_manual_review_share")
     assert set(_lines(review)) == set(segments)
+    shares = {r["segment"]: r for r in stored.rows if r["metric"] == "proxy_manual_review_share"}
+    expected = sorted(round(shares[s]["reference"] + 0.10, 3) for s in segments)
+    assert sorted(_thresholds(review)) == pytest.approx(expected, abs=1e-3)
+    own = sorted(round(shares[s]["threshold"], 3) for s in segments)
+    assert sorted(_thresholds(review)) != pytest.approx(own, abs=1e-3)
+    assert "rule manual_review_jump: " in review
+    # The new users' line is the level their incident reports.
+    [jump] = [
+        i
+        for i in stored.incidents
+        if (i.rule, i.segment) == ("manual_review_jump", "user_type=new")
+    ]
+    assert jump.threshold is not None
+    assert round(jump.threshold, 3) in _thresholds(review)
 
 
 def test_the_dashboard_shows_the_decay_beside_the_whole_population(

@@ -205,13 +205,14 @@ def _calibrated(
     return default.alert if default is not None and default.basis == "absolute" else np.nan
 
 
-def verdicts(
+def bounds(
     rule: AlertRule,
     m: Matrices,
     window: timedelta,
     calibrated: dict[tuple[str, str], float],
-) -> tuple[NDArray[np.bool_], NDArray[np.bool_], Floats]:
-    """``breach``, ``judged`` and the level at which each window would breach."""
+) -> tuple[Floats, Floats]:
+    """The levels below and above which each window of each series would breach (NaN where
+    there is none); a rule breaches on the side :func:`direction_of` gives, or on both."""
     # Every rule breaches above center + k * scale, below center - k * scale, or either.
     direction = direction_of(rule)
     scale: Floats | float = 1.0
@@ -234,12 +235,23 @@ def verdicts(
         center, k = np.broadcast_to(limits[:, None], m.value.shape), 0.0
         if direction == "both":  # |value| beyond the limit
             center, k = np.zeros_like(m.value), limits[:, None]
+    with np.errstate(invalid="ignore"):
+        return center - k * scale, center + k * scale
+
+
+def verdicts(
+    rule: AlertRule,
+    m: Matrices,
+    window: timedelta,
+    calibrated: dict[tuple[str, str], float],
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], Floats]:
+    """``breach``, ``judged`` and the level at which each window would breach."""
+    direction = direction_of(rule)
+    lower, upper = bounds(rule, m, window, calibrated)
     # Where a row has a confidence interval, the whole of it must be past the level.
     low = np.where(np.isnan(m.ci_low), m.value, m.ci_low)
     high = np.where(np.isnan(m.ci_high), m.value, m.ci_high)
     with np.errstate(invalid="ignore"):
-        upper = center + k * scale
-        lower = center - k * scale
         above, below = m.value > upper, m.value < lower
         surely_above, surely_below = low > upper, high < lower
     pick = {"above": (above, surely_above), "below": (below, surely_below)}

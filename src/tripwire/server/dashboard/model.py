@@ -5,7 +5,8 @@
 * predictions: each output metric over time, overall and in the top segments, with the trailing
   baseline band of the rule that watches it;
 * performance: realized (solid) and estimated (dashed) values overall and in the top 5 segments
-  on one chart with each series' threshold, label coverage, proxies;
+  on one chart with each series' threshold (the level of the alert rule that watches it, as
+  its incidents report it, else the metric's own alert level), label coverage, proxies;
 * cost: latency percentiles, error rate, cost per 1,000 predictions;
 * incidents with runbook, evidence window and delivery status.
 """
@@ -41,7 +42,9 @@ from tripwire.server.dashboard.series import (
     baseline_rule,
     baseline_windows,
     grid,
+    rule_levels,
     trailing_band,
+    watching_rule,
 )
 from tripwire.server.reader import StoreReader, metric_rows
 
@@ -281,15 +284,32 @@ def _withheld_tail(g: Grid, key: tuple[str, str, str]) -> int:
     return count
 
 
-def _with_thresholds(g: Grid, series: list[Series], metric: str) -> list[Threshold]:
+def _with_thresholds(
+    config: ModelConfig,
+    g: Grid,
+    series: list[Series],
+    metric: str,
+    calibrated: dict[tuple[str, str, str], float] | None = None,
+) -> list[Threshold]:
+    """Each solid series' level, in its colour: where an alert rule watches the series, the
+    level the rule breaches at (as its incidents report it), else the level of the metric's
+    own verdict stored with its rows."""
     out = []
     for s in series:
         if s.dashed:
             continue
         segment = s.name
-        level = g.latest_threshold((metric, "", segment))
+        key = (metric, "", segment)
+        rule = watching_rule(config, metric, segment)
+        levels = rule_levels(rule, g, key, config.window, calibrated) if rule else []
+        if rule is not None and levels:
+            label = f"rule {rule.name}: the level of each series (its colour)"
+            out += [Threshold(level, label, s.color) for level in levels]
+            continue
+        level = g.latest_threshold(key)
         if level is not None:
-            out.append(Threshold(level, "alert level of each series (its colour)", s.color))
+            label = "the metric's own alert level of each series (its colour)"
+            out.append(Threshold(level, label, s.color))
     return out
 
 
@@ -316,17 +336,23 @@ def _charted(config: ModelConfig, metrics: Sequence[str]) -> list[str]:
 
 
 def performance_figures(
-    config: ModelConfig, g: Grid, metrics: Sequence[str], segments: Sequence[str]
+    config: ModelConfig,
+    g: Grid,
+    metrics: Sequence[str],
+    segments: Sequence[str],
+    calibrated: dict[tuple[str, str, str], float] | None = None,
 ) -> list[str]:
     """The performance charts over the windows of ``g``: each watched metric (the headline one,
     and those alert rules watch) realized (solid) and estimated (dashed), overall and in each
-    of ``segments``, with each series' alert level; then label coverage and the proxies."""
+    of ``segments``, with each realized series' alert level (the rule's that watches it, else
+    its rows'; see :func:`_with_thresholds`); then label coverage and the proxies, likewise.
+    ``calibrated``: the thresholds ``tripwire calibrate`` learnt, for rules that use them."""
     realized = _realized(metrics)
     figures = []
     for metric in _charted(config, metrics):
         series = segment_series(g, metric, "", segments)
         estimated = segment_series(g, ESTIMATED_PREFIX + metric, "", segments, dashed=True)
-        thresholds = _with_thresholds(g, series, metric)
+        thresholds = _with_thresholds(config, g, series, metric, calibrated)
         waiting = _withheld_tail(g, (metric, "", "all"))
         note = (
             f"Solid: realized, from labels (they arrive {esc(format_duration(config.label_lag))}"
@@ -353,7 +379,7 @@ def performance_figures(
         if metric not in metrics:
             continue
         series = segment_series(g, metric, "", segments)
-        thresholds = _with_thresholds(g, series, metric)
+        thresholds = _with_thresholds(config, g, series, metric, calibrated)
         chart = line_chart(g.windows, series, thresholds=thresholds, label=metric)
         figures.append(_figure(metric, chart, legend(series, thresholds)))
     return figures
@@ -365,12 +391,13 @@ def _performance(
     latest: pa.Table,
     shown: list[datetime],
     segments: list[str],
+    calibrated: dict[tuple[str, str, str], float],
 ) -> str:
     metrics = _layer_metrics(latest, "performance")
     if not metrics:
         return '<p class="muted">No performance rows: the config names no label column.</p>'
     g = grid(reader.history(config.name, metrics, since=shown[0]), shown)
-    figures = performance_figures(config, g, metrics, segments)
+    figures = performance_figures(config, g, metrics, segments, calibrated)
     charted = _charted(config, metrics)
     others = [
         m
@@ -482,7 +509,11 @@ def model_page(
             "Predictions",
             _predictions(reader, config, latest, starts, shown, segments),
         ),
-        ("performance", "Performance", _performance(reader, config, latest, shown, segments)),
+        (
+            "performance",
+            "Performance",
+            _performance(reader, config, latest, shown, segments, calibrated),
+        ),
         ("cost", "Cost and latency", _cost(reader, config, latest, shown)),
         (
             "incidents",

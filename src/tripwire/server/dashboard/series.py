@@ -17,10 +17,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from tripwire.alerts.engine import WITHHELD, _trailing
+from tripwire.alerts.engine import WITHHELD, Matrices, _trailing, bounds, direction_of
 from tripwire.config import AlertRule, ModelConfig
 
-__all__ = ["Grid", "Key", "baseline_rule", "grid", "trailing_band"]
+__all__ = [
+    "Grid",
+    "Key",
+    "baseline_rule",
+    "grid",
+    "rule_levels",
+    "trailing_band",
+    "watching_rule",
+]
+
+# Where several rules watch a series, the chart draws the most severe one's level.
+_SEVERITY_RANK = {"page": 0, "ticket": 1, "digest": 2}
 
 Key = tuple[str, str, str]  # metric, feature ('' for outputs), segment
 Floats = NDArray[np.float64]
@@ -36,6 +47,7 @@ class Grid:
     alert: NDArray[np.bool_]  # stored status alert or error
     withheld: NDArray[np.bool_]  # stored without a verdict (insufficient labels, no data)
     threshold: Floats
+    reference: Floats  # the reference's value, NaN where the row has none
 
     def row(self, key: Key) -> int | None:
         try:
@@ -85,6 +97,7 @@ class Grid:
             self.alert[:, -count:],
             self.withheld[:, -count:],
             self.threshold[:, -count:],
+            self.reference[:, -count:],
         )
 
 
@@ -99,7 +112,7 @@ def grid(table: pa.Table, windows: Sequence[datetime]) -> Grid:
     n = len(windows)
     if table.num_rows == 0 or n == 0:
         empty = np.empty((0, n))
-        return Grid(windows, [], empty, empty.astype(bool), empty.astype(bool), empty)
+        return Grid(windows, [], empty, empty.astype(bool), empty.astype(bool), empty, empty)
     starts = pa.array(windows, table.schema.field("window_start").type)
     column = pc.index_in(table["window_start"], value_set=starts)
     keep = pc.is_valid(column)
@@ -116,12 +129,15 @@ def grid(table: pa.Table, windows: Sequence[datetime]) -> Grid:
     value[codes, at] = _column(table, "value")
     threshold = np.full(shape, np.nan)
     threshold[codes, at] = _column(table, "threshold")
+    reference = np.full(shape, np.nan)
+    if "reference" in table.column_names:
+        reference[codes, at] = _column(table, "reference")
     status = table["status"]
     alert = np.zeros(shape, dtype=bool)
     alert[codes, at] = pc.is_in(status, pa.array(["alert", "error"])).to_numpy(zero_copy_only=False)
     withheld = np.zeros(shape, dtype=bool)
     withheld[codes, at] = pc.is_in(status, pa.array(list(WITHHELD))).to_numpy(zero_copy_only=False)
-    return Grid(windows, keys, value, alert, withheld, threshold)
+    return Grid(windows, keys, value, alert, withheld, threshold, reference)
 
 
 def baseline_rule(config: ModelConfig, metric: str) -> AlertRule | None:
@@ -147,3 +163,61 @@ def baseline_windows(rule: AlertRule | None, window: timedelta, default: int = 7
     """How many windows a rule's trailing baseline spans (``default`` without a rule)."""
     length = rule.baseline_length() if rule is not None else None
     return max(2, int(length / window)) if length else default
+
+
+def _watches(rule: AlertRule, segment: str) -> bool:
+    """Whether ``rule`` judges ``segment``'s series, as the alert engine picks them."""
+    if rule.segment == "all":
+        return segment == "all"
+    if rule.segment == "top":
+        return segment != "all"
+    if isinstance(rule.segment, list):
+        return segment in rule.segment
+    return True  # each: the whole population and every tracked segment
+
+
+def watching_rule(config: ModelConfig, metric: str, segment: str) -> AlertRule | None:
+    """The alert rule that judges ``metric`` of the model's outputs in ``segment``: the most
+    severe, the first in the config among equals; None when no rule watches it."""
+    found = [r for r in config.alerts if r.metric == metric and _watches(r, segment)]
+    return min(
+        found, key=lambda r: _SEVERITY_RANK.get(r.severity, len(_SEVERITY_RANK)), default=None
+    )
+
+
+def rule_levels(
+    rule: AlertRule,
+    g: Grid,
+    key: Key,
+    window: timedelta,
+    calibrated: dict[tuple[str, str, str], float] | None = None,
+) -> list[float]:
+    """The levels past which ``rule`` breaches on the series ``key`` in the latest window that
+    has one, as the alert engine computes them from the stored rows (the reference's value
+    and the rule's change from it, a calibrated or fixed threshold, or the trailing band over
+    the windows of ``g``): one, or two for a rule that watches both ways. ``calibrated``:
+    thresholds by (metric, feature, segment), as ``tripwire calibrate`` stores them."""
+    i = g.row(key)
+    if i is None:
+        return []
+    _, feature, segment = key
+    shape = (1, len(g.windows))
+    m = Matrices(
+        [(feature, segment)],
+        g.value[i][None, :],
+        np.full(shape, np.inf),  # the level does not depend on the sample size
+        g.reference[i][None, :],
+        g.withheld[i][None, :],
+        np.full(shape, np.nan),
+        np.full(shape, np.nan),
+    )
+    mine = {(f, s): v for (name, f, s), v in (calibrated or {}).items() if name == rule.metric}
+    lower, upper = bounds(rule, m, window, mine)
+    direction = direction_of(rule)
+    sides = [lower, upper] if direction == "both" else [lower if direction == "below" else upper]
+    levels = []
+    for side in sides:
+        present = side[0][~np.isnan(side[0])]
+        if present.size:
+            levels.append(float(present[-1]))
+    return levels
