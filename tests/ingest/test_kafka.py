@@ -251,6 +251,46 @@ def test_a_failed_batch_is_not_committed_and_is_stored_after_all(
     offsets.close()
 
 
+def test_the_groups_lag_and_stored_events_are_recorded_in_the_store(
+    kafka_cluster: KafkaCluster, topic: str, group: str, config: ModelConfig, collector: Collector
+) -> None:
+    events = demo_events(config, 600)
+    _produce(kafka_cluster, topic, events)
+    _produce(kafka_cluster, topic, events[:50])  # repeats: consumed, not new to the store
+    offsets = _Offsets(kafka_cluster, topic, group)
+    store = collector.store
+    options = {"batch_size": 100, "report_interval": 0}
+    with _consumer(kafka_cluster, topic, group, collector, **options) as consumer:
+        # Before the consumer reads anything, each report counts the whole topic as lag.
+        consumer.poll_once()
+        if consumer.stats.messages == 0:
+            [row] = store.consumers().to_pylist()
+            assert row["lag"] == 650 and row["events_stored"] == 0
+        deadline = time.monotonic() + WAIT_S
+        while consumer.stats.messages == 0:
+            assert time.monotonic() < deadline
+            consumer.poll_once()
+        # Some of the topic is stored and committed: reported after the commit.
+        assert 0 < consumer.stats.messages < 650
+        [row] = store.consumers().to_pylist()
+        assert (row["source"], row["stream"], row["group_id"]) == ("kafka", topic, group)
+        assert row["lag"] == 650 - offsets.total() == 650 - consumer.stats.messages
+        assert row["events_stored"] == consumer.stats.stored > 0
+        assert consumer.stats.lag == row["lag"]
+
+        assert _drain(consumer, 650) == 650
+        [row] = store.consumers().to_pylist()
+        assert row["lag"] == 0 and row["events_stored"] == 600
+        # Another group's member counts every partition's messages from the start: it has
+        # committed none.
+        with _consumer(kafka_cluster, topic, f"{group}-new", collector) as newcomer:
+            assert newcomer.lag() == 650
+        _produce(kafka_cluster, topic, demo_events(config, 700)[600:])
+        assert consumer.lag() == 100
+    assert offsets.total() == 650
+    offsets.close()
+
+
 def test_transport_errors_say_whether_to_retry() -> None:
     pytest.importorskip("confluent_kafka")
     from tripwire.ingest.kafka_transport import KafkaTransport

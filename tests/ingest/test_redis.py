@@ -216,6 +216,62 @@ def test_a_dead_consumers_pending_entries_are_reclaimed(
     client.close()
 
 
+def test_the_groups_lag_and_stored_events_are_recorded_in_the_store(
+    redis_server: RedisServer, stream: str, config: ModelConfig, collector: Collector
+) -> None:
+    events = demo_events(config, 1000)
+    _add(redis_server, stream, events)
+    _add(redis_server, stream, events[:50])  # repeats: consumed, not new to the store
+    store = collector.store
+    client = redis_server.client()
+    client.xgroup_create(stream, GROUP, id="0")
+    # Another consumer of the group read 100 entries and has not acknowledged them yet: they
+    # are not stored, so they count in the lag.
+    client.xreadgroup(GROUP, "other", {stream: ">"}, count=100)
+    with _consumer(redis_server, stream, collector, batch_size=300, report_interval_s=0) as c:
+        assert c.poll_once() == 300
+        [row] = store.consumers().to_pylist()
+        assert (row["source"], row["stream"], row["group_id"]) == ("redis", stream, GROUP)
+        assert row["lag"] == 1050 - 300 == c.stats.lag
+        assert row["events_stored"] == 300
+        assert _drain(c) == 650
+        [row] = store.consumers().to_pylist()
+        assert row["lag"] == 100  # the other consumer's, still pending
+        # The repeats of the first 50 events were new to the store: "other" has them pending.
+        assert row["events_stored"] == 950 == c.stats.stored
+        _add(redis_server, stream, demo_events(config, 1030)[1000:])
+        assert c.lag() == 130
+    # A second consumer of the group adds what it stores to the group's count.
+    options = {"claim_idle_ms": 0, "report_interval_s": 0}
+    with _consumer(redis_server, stream, collector, name="c2", **options) as c2:
+        assert _drain(c2) == 130
+        [row] = store.consumers().to_pylist()
+        assert row["lag"] == 0
+        # It took over the other consumer's 100 (50 of them stored since) and the 30 new.
+        assert c2.stats.stored == 50 + 30
+        assert row["events_stored"] == 950 + 50 + 30 == len(store.events(config.name))
+    client.close()
+
+
+def test_the_lag_is_unknown_only_where_redis_cannot_tell(
+    redis_server: RedisServer, stream: str, config: ModelConfig, collector: Collector
+) -> None:
+    events = demo_events(config, 8)
+    _add(redis_server, stream, events[:5])
+    client = redis_server.client()
+    with _consumer(redis_server, stream, collector) as consumer:
+        assert consumer.lag() is None  # no group yet
+        assert _drain(consumer) == 5
+        assert consumer.lag() == 0
+        _add(redis_server, stream, events[5:])
+        # An entry deleted after the group's last read: Redis no longer counts what follows.
+        client.xdel(stream, client.xrange(stream)[-2][0])
+        assert consumer.lag() is None
+        assert _drain(consumer) == 2
+        assert consumer.lag() == 0  # read to the stream's end: nothing is left
+    client.close()
+
+
 class _FailsOnce(Collector):
     """A collector whose store fails on the first batch (a full disk, say)."""
 

@@ -209,6 +209,21 @@ def _open_incidents(seeded: Seeded) -> dict[str, int]:
 # -- the exporter in process ------------------------------------------------------------------
 
 
+def _record_consumers(client: TestClient, lock: threading.Lock) -> None:
+    """Reports of two consumer groups in the app's store, as tripwire consume writes them."""
+    store = client.app.state.collector.store
+    with lock:
+        store.record_consumer("kafka", "predictions", "tripwire", 42, 1000)
+        store.record_consumer("kafka", "predictions", "tripwire", 40, 5)
+        store.record_consumer("redis", "predictions", "tripwire", None, 7)  # lag unknown
+
+
+def _every_series(client: TestClient, lock: threading.Lock) -> str:
+    """The exposition with a series of every family: consumers' reports stored too."""
+    _record_consumers(client, lock)
+    return client.get("/metrics", headers=READ).text
+
+
 @pytest.fixture
 def app_client(seeded: Seeded, tmp_path: Path) -> Iterator[tuple[TestClient, threading.Lock]]:
     """The app over a copy of the seeded store, with a scheduler that is not started (no
@@ -269,8 +284,7 @@ def test_gauges_are_the_latest_windows_stored_rows(
 def test_promtool_finds_nothing_to_lint_in_the_exposition(
     app_client: tuple[TestClient, threading.Lock],
 ) -> None:
-    client, _ = app_client
-    text = client.get("/metrics", headers=READ).text
+    text = _every_series(*app_client)
     linted = subprocess.run(
         [str(PROMTOOL), "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
@@ -305,6 +319,23 @@ def test_the_collector_counts_what_it_stored_and_quarantined(
     assert count("events", "quarantined") == 1
     assert count("labels", "stored") == 1
     assert count("labels", "quarantined") == 1
+
+
+def test_the_consumers_reports_in_the_store_are_exported(
+    app_client: tuple[TestClient, threading.Lock],
+) -> None:
+    client, lock = app_client
+    _record_consumers(client, lock)
+    samples = _parse(client.get("/metrics", headers=READ).text)
+    kafka = frozenset({"source": "kafka", "stream": "predictions", "group": "tripwire"}.items())
+    redis = frozenset({"source": "redis", "stream": "predictions", "group": "tripwire"}.items())
+    assert samples["tripwire_consumer_lag_events", kafka] == 40
+    assert ("tripwire_consumer_lag_events", redis) not in samples
+    assert samples["tripwire_consumer_events_stored_total", kafka] == 1005
+    assert samples["tripwire_consumer_events_stored_total", redis] == 7
+    for labels in (kafka, redis):
+        reported = samples["tripwire_consumer_report_timestamp_seconds", labels]
+        assert time.time() - 60 < reported <= time.time()
 
 
 def test_a_scrape_during_a_long_job_serves_the_last_snapshot(
@@ -418,6 +449,8 @@ def test_prometheus_scrapes_the_stored_values_and_evaluates_the_exported_rules(
     seeded: Seeded, tmp_path: Path
 ) -> None:
     store_path = _store_copy(seeded, tmp_path)
+    with DuckDBStore(store_path) as store:  # a consumer group's report, as tripwire consume's
+        store.record_consumer("kafka", "predictions", "tripwire", 17, 250)
     serve_port, prometheus_port = _free_port(), _free_port()
     rules_path = tmp_path / "rules.yml"
     exported = CliRunner().invoke(
@@ -508,6 +541,11 @@ def test_prometheus_scrapes_the_stored_values_and_evaluates_the_exported_rules(
                 assert float(series["value"][1]) == count
             (stored,) = _query(prometheus_url, 'tripwire_collector_events_total{outcome="stored"}')
             assert float(stored["value"][1]) == 3
+            group = '{source="kafka", stream="predictions", group="tripwire"}'
+            (lag,) = _query(prometheus_url, f"tripwire_consumer_lag_events{group}")
+            assert float(lag["value"][1]) == 17
+            (consumed,) = _query(prometheus_url, f"tripwire_consumer_events_stored_total{group}")
+            assert float(consumed["value"][1]) == 250
 
             # The exported rules load and evaluate on what was scraped: distance_km's PSI is
             # above 0.25, so its page is pending (for: 2d) in Prometheus too.
@@ -549,8 +587,7 @@ def test_prometheus_scrapes_the_stored_values_and_evaluates_the_exported_rules(
 def test_the_dashboard_and_the_rules_ask_only_for_exposed_metrics(
     seeded: Seeded, app_client: tuple[TestClient, threading.Lock]
 ) -> None:
-    client, _ = app_client
-    exposed = {name for name, _ in _parse(client.get("/metrics", headers=READ).text)}
+    exposed = {name for name, _ in _parse(_every_series(*app_client))}
     dashboard = grafana_dashboard()
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]

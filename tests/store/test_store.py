@@ -27,7 +27,7 @@ from tripwire.monitor import Monitor
 from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
 from tripwire.store import DuckDBStore
-from tripwire.store.common import CALIBRATIONS, EVENTS, HISTORY, INCIDENTS, QUARANTINED
+from tripwire.store.common import CALIBRATIONS, CONSUMERS, EVENTS, HISTORY, INCIDENTS, QUARANTINED
 from tripwire.store.common import TABLES as LAYOUT
 from tripwire.store.schema import MIGRATIONS
 
@@ -1067,3 +1067,46 @@ def test_an_item_quarantined_again_from_the_same_stream_position_is_kept_once(st
     ]
     store.quarantine("churn", "redis events", first[:1])  # another model's is its own
     assert store.quarantined("churn").num_rows == 1
+
+
+# --- queue consumers ---------------------------------------------------------------------------
+
+
+def test_a_consumer_groups_report_replaces_its_lag_and_adds_its_stored_events(store):
+    assert store.consumers().num_rows == 0
+    assert store.consumers().schema == CONSUMERS
+    store.record_consumer("kafka", "events", "tripwire", 120, 80)
+    first = store.consumers().to_pylist()
+    # Another member of the group reports: the group's lag as it sees it, its own new events.
+    store.record_consumer("kafka", "events", "tripwire", 5, 195)
+    store.record_consumer("redis", "events", "tripwire", None, 0)  # lag unknown
+    store.record_consumer("kafka", "events", "audit", 300, 0)  # another group of the topic
+    got = store.consumers()
+    assert got.schema == CONSUMERS
+    rows = [{k: v for k, v in row.items() if k != "updated_at"} for row in got.to_pylist()]
+    assert rows == [
+        {
+            "source": "kafka",
+            "stream": "events",
+            "group_id": "audit",
+            "lag": 300,
+            "events_stored": 0,
+        },
+        {
+            "source": "kafka",
+            "stream": "events",
+            "group_id": "tripwire",
+            "lag": 5,
+            "events_stored": 275,
+        },
+        {
+            "source": "redis",
+            "stream": "events",
+            "group_id": "tripwire",
+            "lag": None,
+            "events_stored": 0,
+        },
+    ]
+    assert got.to_pylist()[1]["updated_at"] >= first[0]["updated_at"]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert now - timedelta(minutes=1) < first[0]["updated_at"] <= now

@@ -80,8 +80,10 @@ def redis_command(
     again and events already stored are not stored twice. Invalid entries are quarantined.
     Entries another consumer of the group read but never acknowledged are taken over after
     --claim-idle-ms. The consumer owns the store while it runs (DuckDB allows one writing
-    process); SIGTERM or Ctrl-C stops it after the batch in hand. The URL is read from an
-    environment variable, never from the command line, since it may hold a password.
+    process); SIGTERM or Ctrl-C stops it after the batch in hand. Every few seconds it records
+    the group's lag and the events stored in the store, for the /metrics of a tripwire serve on
+    the same store. The URL is read from an environment variable, never from the command line,
+    since it may hold a password.
 
     \b
     Example:
@@ -202,8 +204,10 @@ def kafka_command(
     committed to the store, so a crash loses nothing: the batch is read again and events
     already stored are not stored twice. Invalid messages are quarantined. Run several with
     the same --group to share the topic's partitions (each with its own store, or one
-    consumer per store: DuckDB allows one writing process). SIGTERM or Ctrl-C stops it after
-    the batch in hand and leaves the group.
+    consumer per store: DuckDB allows one writing process). Every few seconds it records the
+    group's lag (over all the topic's partitions) and the events stored in the store, for the
+    /metrics of a tripwire serve on the same store. SIGTERM or Ctrl-C stops it after the batch
+    in hand and leaves the group.
 
     \b
     Example:

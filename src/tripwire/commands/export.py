@@ -501,6 +501,30 @@ def grafana_dashboard(title: str = "tripwire", uid: str = "tripwire-models") -> 
         unit="ops",
         w=8,
     )
+    consumer = "{{source}} {{stream}} {{group}}"
+    g.panel(
+        "Queue consumers' lag",
+        [("tripwire_consumer_lag_events", consumer)],
+        unit="short",
+        description="Events in each Kafka topic or Redis stream its tripwire consume group "
+        "has not stored yet.",
+        w=8,
+    )
+    g.panel(
+        "Events the queue consumers stored",
+        [("rate(tripwire_consumer_events_stored_total[5m])", consumer)],
+        unit="ops",
+        w=8,
+    )
+    g.panel(
+        "Time since each consumer group reported",
+        [("time() - tripwire_consumer_report_timestamp_seconds", consumer)],
+        kind="stat",
+        unit="s",
+        description="A running consumer reports every few seconds, idle or not.",
+        thresholds=(60, 300),
+        w=8,
+    )
     g.panel(
         "Alert outbox",
         [("tripwire_outbox_pending", "pending"), ("tripwire_outbox_dead", "dead")],

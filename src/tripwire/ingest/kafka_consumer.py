@@ -11,12 +11,17 @@ nothing. Delivery is at least once, storage exactly once.
 
 A message that cannot be an event (no value, not JSON) is quarantined like an unreadable
 NDJSON line, with its partition and offset in the reason, never dropped silently.
+
+After its batches (and while idle), at most every ``report_interval`` seconds, the consumer
+records the group's lag and the events it stored in the store (``Store.record_consumer``), where
+``tripwire serve``'s ``/metrics`` reads them: the consumer is a process of its own.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,9 +36,32 @@ if TYPE_CHECKING:
 
     from tripwire.server.collector import Collector
 
-__all__ = ["ConsumerStats", "KafkaConsumer", "decode"]
+__all__ = ["SOURCE", "ConsumerStats", "KafkaConsumer", "decode"]
 
 _log = logging.getLogger(__name__)
+
+# Settings of a consumer that an admin client (the lag's, see KafkaConsumer.lag) has no use for.
+_CONSUMER_ONLY = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+        "fetch.wait.max.ms",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "enable.partition.eof",
+        "isolation.level",
+    }
+)
+
+SOURCE = "kafka"
+"""The consumer's ``source`` in the store's ``consumers`` table and on ``/metrics``."""
 
 # Waits after a failed poll (a store error, a commit the cluster refused), doubling up to the
 # last.
@@ -57,6 +85,8 @@ class ConsumerStats:
     commit_failures: int = 0
     """Batches stored whose offsets could not be committed (their partitions were taken
     away in a rebalance, say): they will be delivered again, and found already stored."""
+    lag: int | None = None
+    """The group's lag at the consumer's latest report (see ``KafkaConsumer.lag``)."""
 
 
 class KafkaConsumer:
@@ -77,6 +107,10 @@ class KafkaConsumer:
     poll_timeout
         How long a poll waits for messages (seconds); also how long ``run`` may take to
         notice its stop event.
+    report_interval
+        The least seconds between two reports of the group's lag and the events stored to the
+        store (0: after every batch and every idle poll); each report asks the cluster for
+        the topic's partitions, the group's committed offsets and each partition's end.
     consumer_config
         More librdkafka consumer settings (``**{"session.timeout.ms": 10000}``, security
         settings); they override the defaults, except ``enable.auto.commit``, which stays off
@@ -91,19 +125,24 @@ class KafkaConsumer:
         collector: Collector,
         batch_size: int = 1000,
         poll_timeout: float = 1.0,
+        report_interval: float = 5.0,
         **consumer_config: Any,
     ) -> None:
         # Here, so that importing tripwire never needs the kafka extra.
         from confluent_kafka import Consumer
 
-        if batch_size < 1 or poll_timeout < 0:
-            raise ValueError("batch_size must be >= 1 and poll_timeout >= 0")
+        if batch_size < 1 or poll_timeout < 0 or report_interval < 0:
+            raise ValueError("batch_size must be >= 1, poll_timeout and report_interval >= 0")
         self.topic = topic
         self.group = group
         self.collector = collector
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
+        self.report_interval = report_interval
         self.stats = ConsumerStats()
+        self._unreported = 0  # events stored since the latest report
+        self._next_report = 0.0  # monotonic time of the next report; 0: after the next poll
+        self._report_failing = False
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "group.id": group,
@@ -113,6 +152,15 @@ class KafkaConsumer:
             # Offsets are committed by hand after the store commits; never before.
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+        }
+        # The lag is asked by an admin client, made on first use, with the same connection
+        # and security settings (librdkafka would warn about the consumer-only ones); not
+        # the callbacks, which are the consumer's.
+        self._admin: Any = None
+        self._admin_config = {
+            key: value
+            for key, value in config.items()
+            if key not in _CONSUMER_ONLY and not key.endswith("_cb")
         }
         # Quarantined items are recorded by partition and offset (see decode); the first
         # rejection of each batch is logged with them.
@@ -129,6 +177,7 @@ class KafkaConsumer:
         if not self._closed:
             self._closed = True
             self._consumer.close()
+            self._admin = None  # an admin client has nothing to close; its threads go with it
 
     def __enter__(self) -> KafkaConsumer:
         return self
@@ -171,6 +220,7 @@ class KafkaConsumer:
                     failures = self._pause(stop, failures)
                 else:
                     failures = 0
+            self.report()  # as it stops: the report's age on /metrics then says it stopped
         finally:
             self.close()
 
@@ -191,6 +241,7 @@ class KafkaConsumer:
         polled = self._consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
         messages = [m for m in polled if not self._is_error(m)]
         if not messages:
+            self._report_due()
             return 0
         batch = decode(messages)
         try:
@@ -208,6 +259,7 @@ class KafkaConsumer:
         self.stats.stored += result.accepted
         self.stats.duplicates += result.duplicates
         self.stats.quarantined += len(result.rejected)
+        self._unreported += result.accepted
         for rejection in result.rejected[:1]:
             # One line per batch: a systematic problem would otherwise flood the log.
             reason = rejection.reason
@@ -220,7 +272,98 @@ class KafkaConsumer:
                 len(messages),
                 reason,
             )
+        self._report_due()
         return len(messages)
+
+    # -- the group's state, for /metrics -----------------------------------------------
+
+    def lag(self, timeout: float = 5.0) -> int:
+        """Messages of the topic the group has not stored yet: per partition, its end (high
+        watermark) less the group's committed offset (or its start, where the group has
+        committed nothing or the committed messages have expired), summed over all the
+        topic's partitions, not only this consumer's, so that every member of the group
+        reports the same figure. 0 while the topic does not exist. Raises
+        ``KafkaException`` when the cluster does not answer within ``timeout`` seconds.
+
+        Asked with an admin client of its own: on the consumer's connections each request
+        would wait behind the broker's pending fetch (up to ``fetch.wait.max.ms`` a partition).
+        """
+        from confluent_kafka import (
+            ConsumerGroupTopicPartitions,
+            KafkaError,
+            KafkaException,
+            TopicPartition,
+        )
+        from confluent_kafka import admin as kafka_admin
+
+        spec: Any = kafka_admin.OffsetSpec  # type: ignore[attr-defined]  # not in its stubs
+
+        admin = self._admin_client()
+        metadata = admin.list_topics(self.topic, timeout=timeout)
+        topic = metadata.topics.get(self.topic)
+        if topic is None:
+            return 0
+        if topic.error is not None:
+            if topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return 0
+            raise KafkaException(topic.error)
+        partitions = [TopicPartition(self.topic, p) for p in sorted(topic.partitions)]
+        request = [ConsumerGroupTopicPartitions(self.group, partitions)]
+        committed = admin.list_consumer_group_offsets(request, request_timeout=timeout)
+        ends = admin.list_offsets({tp: spec.latest() for tp in partitions}, request_timeout=timeout)
+        starts = admin.list_offsets(
+            {tp: spec.earliest() for tp in partitions}, request_timeout=timeout
+        )
+        done = committed[self.group].result(timeout)
+        by_partition = {tp.partition: tp for tp in done.topic_partitions or []}
+        total = 0
+        for tp in partitions:
+            start = starts[tp].result(timeout).offset
+            end = ends[tp].result(timeout).offset
+            offset = by_partition[tp.partition].offset if tp.partition in by_partition else -1
+            total += max(end - max(offset, start), 0)
+        return total
+
+    def _admin_client(self) -> Any:
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+
+            self._admin = AdminClient(self._admin_config)
+        return self._admin
+
+    def report(self) -> None:
+        """Record the group's :meth:`lag` and the events this consumer stored since its last
+        report in the store, for ``/metrics``. Never raises: a lag the cluster does not give is
+        recorded as unknown, and a report the store refuses is logged and its events are
+        counted in the next one."""
+        self._next_report = time.monotonic() + self.report_interval
+        problem: str | None = None
+        lag: int | None = None
+        try:
+            lag = self.lag()
+        except Exception as exc:
+            problem = f"reading the group's lag failed: {exc}"
+        try:
+            self.collector.record_consumer(SOURCE, self.topic, self.group, lag, self._unreported)
+        except Exception as exc:
+            problem = f"recording the consumer's state in the store failed: {exc}"
+        else:
+            self._unreported = 0
+            self.stats.lag = lag
+        if problem is None:
+            self._report_failing = False
+        else:
+            self._report_failed(problem)
+
+    def _report_due(self) -> None:
+        if time.monotonic() >= self._next_report:
+            self.report()
+
+    def _report_failed(self, message: str) -> None:
+        # Once while it keeps failing: a report is due every few seconds.
+        level = logging.DEBUG if self._report_failing else logging.WARNING
+        self._report_failing = True
+        _log.log(level, "%r: %s", self, message)
 
     # -- Kafka -------------------------------------------------------------------------
 

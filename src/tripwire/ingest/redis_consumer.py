@@ -17,6 +17,10 @@ Where unacknowledged entries are picked up again:
 
 An entry that cannot be an event (not JSON, no ``event`` field, or trimmed from the stream
 before it was stored) is quarantined like an unreadable NDJSON line, never dropped silently.
+
+After its batches (and while idle), at most every ``report_interval_s`` seconds, the consumer
+records the group's lag and the events it stored in the store (``Store.record_consumer``), where
+``tripwire serve``'s ``/metrics`` reads them: the consumer is a process of its own.
 """
 
 from __future__ import annotations
@@ -39,9 +43,12 @@ if TYPE_CHECKING:
 
     from tripwire.server.collector import Collector
 
-__all__ = ["ConsumerStats", "RedisConsumer"]
+__all__ = ["SOURCE", "ConsumerStats", "RedisConsumer"]
 
 _log = logging.getLogger(__name__)
+
+SOURCE = "redis"
+"""The consumer's ``source`` in the store's ``consumers`` table and on ``/metrics``."""
 
 _FIELD = FIELD.encode()
 _NO_ID = b"0-0"  # XAUTOCLAIM's cursor when the whole pending list has been scanned
@@ -69,6 +76,8 @@ class ConsumerStats:
     """Entries that were not valid events."""
     reclaimed: int = 0
     """Entries taken over from other consumers with XAUTOCLAIM."""
+    lag: int | None = None
+    """The group's lag at the consumer's latest report (see ``RedisConsumer.lag``)."""
 
 
 class RedisConsumer:
@@ -96,6 +105,9 @@ class RedisConsumer:
         twice (harmlessly, but for nothing).
     claim_interval_s
         How often to look for such entries (also once on start).
+    report_interval_s
+        The least seconds between two reports of the group's lag and the events stored to the
+        store (0: after every batch and every idle poll).
     """
 
     def __init__(
@@ -109,12 +121,14 @@ class RedisConsumer:
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
         claim_interval_s: float = 10.0,
+        report_interval_s: float = 5.0,
     ) -> None:
         import redis  # here, so that importing tripwire never needs the redis extra
 
-        if batch_size < 1 or block_ms < 0 or claim_idle_ms < 0 or claim_interval_s < 0:
+        if batch_size < 1 or min(block_ms, claim_idle_ms, claim_interval_s, report_interval_s) < 0:
             raise ValueError(
-                "batch_size must be >= 1; block_ms, claim_idle_ms and claim_interval_s >= 0"
+                "batch_size must be >= 1; block_ms, claim_idle_ms, claim_interval_s and "
+                "report_interval_s >= 0"
             )
         self.stream = stream
         self.group = group
@@ -124,7 +138,11 @@ class RedisConsumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.claim_interval_s = claim_interval_s
+        self.report_interval_s = report_interval_s
         self.stats = ConsumerStats()
+        self._unreported = 0  # events stored since the latest report
+        self._next_report = 0.0  # monotonic time of the next report; 0: after the next poll
+        self._report_failing = False
         # No decode_responses: from_json reads the bytes as they are, and entry ids go back
         # to XACK unchanged.
         self._redis: redis.Redis = redis.Redis.from_url(url)
@@ -165,11 +183,18 @@ class RedisConsumer:
                 stop.wait(pause)
             else:
                 failures = 0
+        self.report()  # as it stops: the report's age on /metrics then says it stopped
 
     def poll_once(self) -> int:
         """Ingest and acknowledge one batch: this consumer's own pending entries first, then
         entries reclaimed from dead consumers, then new ones (waiting up to ``block_ms`` for
         them). Returns how many entries it handled, 0 when there were none."""
+        handled = self._poll()
+        if time.monotonic() >= self._next_report:
+            self.report()
+        return handled
+
+    def _poll(self) -> int:
         self._ensure_group()
         if self._own_pending:
             entries = self._read("0")
@@ -182,6 +207,58 @@ class RedisConsumer:
                 self.stats.reclaimed += len(entries) + len(deleted)
                 return self._handle(entries, deleted)
         return self._handle(self._read(">", block=True))
+
+    # -- the group's state, for /metrics -----------------------------------------------
+
+    def lag(self) -> int | None:
+        """Entries of the stream the group has not stored yet: those not yet delivered to any
+        of its consumers (XINFO GROUPS' ``lag``, Redis 7 and later) and those delivered but
+        not acknowledged (its ``pending``). None when Redis cannot tell (Redis 6, or entries
+        deleted with XDEL after the group's last delivered one) and the group has not read
+        to the stream's end."""
+        infos: Any = self._redis.xinfo_groups(self.stream)
+        for info in infos:
+            if _text(info.get("name")) != self.group:
+                continue
+            pending = int(info.get("pending") or 0)
+            undelivered = info.get("lag")
+            if undelivered is None:
+                stream: Any = self._redis.xinfo_stream(self.stream)
+                if stream.get("last-generated-id") != info.get("last-delivered-id"):
+                    return None
+                undelivered = 0
+            return int(undelivered) + pending
+        return None  # no such group (yet)
+
+    def report(self) -> None:
+        """Record the group's :meth:`lag` and the events this consumer stored since its last
+        report in the store, for ``/metrics``. Never raises: a lag Redis does not give is
+        recorded as unknown, and a report the store refuses is logged and its events are
+        counted in the next one."""
+        self._next_report = time.monotonic() + self.report_interval_s
+        problem: str | None = None
+        lag: int | None = None
+        try:
+            lag = self.lag()
+        except Exception as exc:
+            problem = f"reading the group's lag failed: {exc}"
+        try:
+            self.collector.record_consumer(SOURCE, self.stream, self.group, lag, self._unreported)
+        except Exception as exc:
+            problem = f"recording the consumer's state in the store failed: {exc}"
+        else:
+            self._unreported = 0
+            self.stats.lag = lag
+        if problem is None:
+            self._report_failing = False
+        else:
+            self._report_failed(problem)
+
+    def _report_failed(self, message: str) -> None:
+        # Once while it keeps failing: a report is due every few seconds.
+        level = logging.DEBUG if self._report_failing else logging.WARNING
+        self._report_failing = True
+        _log.log(level, "%r: %s", self, message)
 
     # -- Redis -------------------------------------------------------------------------
 
@@ -254,6 +331,7 @@ class RedisConsumer:
         self.stats.stored += result.accepted
         self.stats.duplicates += result.duplicates
         self.stats.quarantined += len(result.rejected)
+        self._unreported += result.accepted
         for rejection in result.rejected[:1]:
             # One line per batch: a systematic problem would otherwise flood the log.
             reason = rejection.reason
@@ -267,6 +345,10 @@ class RedisConsumer:
                 reason,
             )
         return len(ids)
+
+
+def _text(value: Any) -> str | None:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
 def _entries(reply: Any) -> list[Entry]:

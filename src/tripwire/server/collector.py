@@ -185,6 +185,14 @@ class Collector:
         self.counts.add_labels(stored, len(rejected))
         return LabelIngestResult(accepted=stored, rejected=rejected)
 
+    def record_consumer(
+        self, source: str, stream: str, group: str, lag: int | None, stored: int
+    ) -> None:
+        """Keep a queue consumer's report on its group in the store (see
+        ``Store.record_consumer``), for ``/metrics`` of the server that reads the store."""
+        with self._lock:
+            self.store.record_consumer(source, stream, group, lag, stored)
+
     def quarantine_page(self, model: str, limit: int, offset: int) -> QuarantinePage:
         """Items quarantined for ``model``, oldest first, ``limit`` of them from ``offset``."""
         with self._lock:

@@ -46,8 +46,22 @@ ones too, from waiting for the store to the alerts sent): the histogram
 kept in memory since the server started and read without waiting for the store. Events a
 serving process's :class:`tripwire.Logger` dropped never reach the server: the logger counts
 them itself (``tripwire_logger_events_dropped_total``, see
-:meth:`tripwire.Logger.prometheus_text`), for the serving process to expose. Kafka and
-Redis consumers run as processes of their own, so their lag is not known here.
+:meth:`tripwire.Logger.prometheus_text`), for the serving process to expose.
+
+The consumers of ``tripwire consume kafka|redis`` run as processes of their own; each records
+its consumer group's state in the store (its ``consumers`` table) after its batches, every few
+seconds while idle, and as it stops, and the scrape reads it, labelled :data:`CONSUMER_LABELS`
+(``source``: ``kafka`` or ``redis``; ``stream``: the topic or stream key; ``group``): one
+series per consumer group, however many consumers it has.
+
+=================================================  ==============================================
+``tripwire_consumer_lag_events``                  events in the stream the group has not stored
+                                                   yet (absent while unknown)
+``tripwire_consumer_events_stored_total``          events new to the store, all the group's
+                                                   consumers together
+``tripwire_consumer_report_timestamp_seconds``     when a consumer of the group last reported (a
+                                                   group whose consumers died stops moving it)
+=================================================  ==============================================
 """
 
 from __future__ import annotations
@@ -87,6 +101,7 @@ from tripwire.server.collector import Collector, IngestCounts
 from tripwire.store import Store
 
 __all__ = [
+    "CONSUMER_LABELS",
     "DRIFT_METRICS",
     "SEVERITIES",
     "TOP_FEATURES",
@@ -109,6 +124,9 @@ DRIFT_METRICS = ("psi", "null_share")
 SEVERITIES = ("page", "ticket", "digest")
 VARIANTS = ("", "reference", "calibrated_threshold")
 """The gauges of one metric: its value, the reference's value, its calibrated threshold."""
+CONSUMER_LABELS = ("source", "stream", "group")
+"""The labels of the queue consumers' series: ``kafka`` or ``redis``, the topic or stream, and
+the consumer group."""
 LOCK_WAIT = 2.0
 """Seconds a scrape waits for the store while a job holds it, before it serves the last
 snapshot (a scrape must answer within Prometheus's scrape timeout, 10 s by default)."""
@@ -422,7 +440,38 @@ class StoreMetrics:
             {},
             len(outbox.dead()),
         )
-        return list(out.found.values())
+        stored = self._consumers(out)
+        return [*out.found.values(), stored]
+
+    def _consumers(self, out: _Families) -> Metric:
+        """The queue consumers' latest reports (``tripwire consume`` runs as processes of its
+        own and records its group's state in the store)."""
+        stored = CounterMetricFamily(
+            "tripwire_consumer_events_stored",
+            "Events the consumer group stored that were new to the store, all its consumers "
+            "together, as they last reported.",
+            labels=list(CONSUMER_LABELS),
+        )
+        for row in self.store.consumers().to_pylist():
+            labels = {"source": row["source"], "stream": row["stream"], "group": row["group_id"]}
+            stored.add_metric(list(labels.values()), row["events_stored"])
+            out.add(
+                "tripwire_consumer_report_timestamp_seconds",
+                "When a consumer of the group last reported (after its batches, every few "
+                "seconds while it runs, and as it stops).",
+                labels,
+                _seconds(row["updated_at"]),
+            )
+            if row["lag"] is not None:
+                out.add(
+                    "tripwire_consumer_lag_events",
+                    "Events in the stream the consumer group had not stored yet, at its latest "
+                    "report (Kafka: the partitions' ends less the committed offsets; Redis: "
+                    "entries not delivered or not acknowledged).",
+                    labels,
+                    row["lag"],
+                )
+        return stored
 
     def _read_model(self, model: _Model, out: _Families) -> None:
         name, length = model.name, model.config.window

@@ -153,6 +153,20 @@ class Store(Protocol):
         self, model: str, incidents: pa.Table, namespace: str = PRODUCTION
     ) -> None: ...
 
+    def record_consumer(
+        self, source: str, stream: str, group: str, lag: int | None, stored: int
+    ) -> None:
+        """Keep a queue consumer's report on its group (``tripwire consume``): ``lag`` (events
+        of ``stream`` the group has not stored yet, None when unknown) replaces the group's,
+        ``stored`` (events new to the store since the consumer's last report) adds to the
+        group's count, and the row is stamped with the time."""
+        ...
+
+    def consumers(self) -> pa.Table:
+        """Every consumer group's latest report, by source, stream and group; columns
+        :data:`~tripwire.store.common.CONSUMERS`."""
+        ...
+
 
 def open_store(target: str) -> Store:
     """The store at ``target``: a ``postgresql://`` URI, or else a DuckDB file path."""

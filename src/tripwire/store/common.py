@@ -193,6 +193,15 @@ TABLES: dict[str, pa.Schema] = {
         ("delivered_at", TIMESTAMP, True),
         ("last_error", _S, True),
     ),
+    # The queue consumers (tripwire consume kafka|redis), one row per source, stream and group.
+    "consumers": _table(
+        ("source", _S, False),  # kafka or redis
+        ("stream", _S, False),  # the topic or the stream's key
+        ("group_id", _S, False),
+        ("lag", _I, True),  # events in the stream the group has not stored yet; null: unknown
+        ("events_stored", _I, False),  # events new to the store, by all the group's consumers
+        ("updated_at", TIMESTAMP, False),
+    ),
 }
 
 
@@ -240,6 +249,7 @@ REVISIONS = _result(
 )
 CALIBRATIONS = _whole("calibrations")
 INCIDENTS = _whole("incidents")
+CONSUMERS = _whole("consumers")
 
 # What the write methods build from their arguments, in table column order.
 _METRIC_ROWS = _result(*(f"metrics.{c}" for c in METRIC_COLUMNS))
@@ -363,6 +373,17 @@ def quarantine_rows(model: str, source: str, rejected: Sequence[Rejected]) -> li
 def naive_utc(moment: datetime) -> datetime:
     """``moment`` as the store holds it: UTC without a zone (aware datetimes are converted)."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+# A consumer's report: its lag replaces the group's, the events it stored since its last report
+# add to the group's count. Parameters: source, stream, group, lag, stored, now.
+CONSUMER_UPSERT = (
+    "INSERT INTO consumers VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, stream, group_id) DO UPDATE SET lag = excluded.lag, "
+    "events_stored = consumers.events_stored + excluded.events_stored, "
+    "updated_at = excluded.updated_at"
+)
+CONSUMERS_QUERY = f"SELECT {', '.join(CONSUMERS.names)} FROM consumers"
 
 
 def now_utc() -> datetime:

@@ -20,6 +20,9 @@ from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     COMPUTED_AT,
+    CONSUMER_UPSERT,
+    CONSUMERS,
+    CONSUMERS_QUERY,
     DROP_UNMOVED,
     HISTORY,
     KEEP_REVISIONS,
@@ -440,3 +443,18 @@ class DuckDBStore:
                 db.register("new_incidents", incidents)
                 db.execute("INSERT INTO incidents BY NAME SELECT * FROM new_incidents")
                 db.unregister("new_incidents")
+
+    # -- queue consumers ------------------------------------------------------------------
+
+    def record_consumer(
+        self, source: str, stream: str, group: str, lag: int | None, stored: int
+    ) -> None:
+        """Keep a queue consumer's report on its group: its lag replaces the group's, the
+        events it stored since its last report add to the group's count."""
+        self.connection.execute(CONSUMER_UPSERT, [source, stream, group, lag, stored, now_utc()])
+
+    def consumers(self) -> pa.Table:
+        """Every consumer group's latest report, by source, stream and group; columns
+        :data:`~tripwire.store.common.CONSUMERS`."""
+        query = CONSUMERS_QUERY + " ORDER BY source, stream, group_id"
+        return self.connection.sql(query).to_arrow_table().cast(CONSUMERS)

@@ -25,6 +25,9 @@ from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     CALIBRATIONS,
     COMPUTED_AT,
+    CONSUMER_UPSERT,
+    CONSUMERS,
+    CONSUMERS_QUERY,
     DROP_UNMOVED,
     EVENTS,
     HISTORY,
@@ -240,6 +243,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, namespace)
     );
     ALTER TABLE reference_profiles ALTER COLUMN state SET STORAGE EXTERNAL;
+    """,
+    # 8: the queue consumers' state, one row per source, stream and consumer group.
+    """
+    CREATE TABLE consumers (
+        source TEXT NOT NULL,  -- kafka or redis
+        stream TEXT NOT NULL,  -- the topic or the stream's key
+        group_id TEXT NOT NULL,
+        lag BIGINT,  -- events in the stream the group has not stored yet; NULL: unknown
+        events_stored BIGINT NOT NULL,  -- events new to the store, all the group's consumers
+        updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (source, stream, group_id)
+    );
     """,
 )
 
@@ -705,3 +720,21 @@ class PostgresStore:
                     for row in table_rows(incidents)
                 )
                 self._copy(cursor, "incidents", incidents.column_names, rows)
+
+    # -- queue consumers ------------------------------------------------------------------
+
+    def record_consumer(
+        self, source: str, stream: str, group: str, lag: int | None, stored: int
+    ) -> None:
+        """Keep a queue consumer's report on its group: its lag replaces the group's, the
+        events it stored since its last report add to the group's count."""
+        self.connection.execute(
+            _dialect(CONSUMER_UPSERT), [source, stream, group, lag, stored, now_utc()]
+        )
+
+    def consumers(self) -> pa.Table:
+        """Every consumer group's latest report, by source, stream and group; columns
+        :data:`~tripwire.store.common.CONSUMERS`."""
+        order = ' ORDER BY source COLLATE "C", stream COLLATE "C", group_id COLLATE "C"'
+        query = CONSUMERS_QUERY + order
+        return self._table(query, [], CONSUMERS)

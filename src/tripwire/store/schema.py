@@ -191,4 +191,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, namespace)
     );
     """,
+    # 8: the queue consumers' state (tripwire consume kafka|redis run as processes of their
+    # own): one row per source, stream and consumer group, written after the group's batches.
+    """
+    CREATE TABLE consumers (
+        source TEXT NOT NULL,  -- kafka or redis
+        stream TEXT NOT NULL,  -- the topic or the stream's key
+        group_id TEXT NOT NULL,
+        lag BIGINT,  -- events in the stream the group has not stored yet; NULL: unknown
+        events_stored BIGINT NOT NULL,  -- events new to the store, all the group's consumers
+        updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (source, stream, group_id)
+    );
+    """,
 )
