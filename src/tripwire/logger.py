@@ -11,6 +11,12 @@ Delivery is at least once: a batch whose send failed part way (a timeout after t
 stored it, a write error after some lines) is sent again, and the copies are removed by event
 id when the events are stored.
 
+Over HTTP the collector learns what was dropped too: each batch carries the logger's random
+``instance_id`` and its cumulative drop count in two headers (:data:`LOGGER_ID_HEADER`,
+:data:`DROPPED_HEADER`), and ``tripwire serve`` exports the sum over loggers per model. Kafka
+and Redis carry only events (the consumers store nothing else), so there the drops are counted
+in the logger's own stats only.
+
 Create the logger in the process that logs (after a server forks its workers): the background
 thread does not survive ``fork``.
 """
@@ -29,7 +35,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +46,8 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "DROPPED_HEADER",
+    "LOGGER_ID_HEADER",
     "FileTransport",
     "HttpTransport",
     "Logger",
@@ -51,6 +59,10 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+LOGGER_ID_HEADER = "Tripwire-Logger-Id"
+"""The request header :class:`HttpTransport` names its logger by (``Logger.instance_id``)."""
+DROPPED_HEADER = "Tripwire-Logger-Dropped"
+"""The request header carrying the logger's cumulative count of dropped events."""
 MAX_EVENT_ID = 200  # as tripwire.events.Event
 _now = time.time
 _PLAIN = frozenset({str, int, bool, type(None)})
@@ -73,6 +85,10 @@ class Transport(Protocol):
     receiver does not say. Raise ``TransportError(..., retryable=False)`` for a failure that
     retrying cannot fix. ``close`` releases the transport; it is called once, after the last
     send.
+
+    A transport may also have ``attach(instance_id, dropped)``: the logger calls it once, when
+    it is made, with its id and a function giving its cumulative count of dropped events, for a
+    transport that reports them to its receiver (as :class:`HttpTransport` does).
     """
 
     def send(self, batch: list[dict[str, Any]]) -> int | None: ...
@@ -218,7 +234,10 @@ class Logger:
 
         # A random prefix per logger and a counter: unique across processes and restarts, and
         # ~20x cheaper per call than uuid4() (benchmarks/logger.py measures both).
-        self._prefix = uuid.uuid4().hex[:16] + "-"
+        self.instance_id = uuid.uuid4().hex[:16]
+        """This logger, among every logger of every process: the prefix of the event ids it
+        makes, and what the collector adds its drop count up by."""
+        self._prefix = self.instance_id + "-"
         self._seq = itertools.count()
         # A deque without maxlen: with one, a full deque silently evicts the OLDEST event; the
         # bound is checked in log() so that the overflow is refused and counted instead.
@@ -251,6 +270,10 @@ class Logger:
         self._deadline = math.inf  # monotonic time by which close() wants the worker done
         self._close_lock = threading.Lock()
         self._closed = False
+        attach = getattr(transport, "attach", None)
+        if callable(attach):
+            dropped = self._dropped
+            attach(self.instance_id, lambda: dropped.value)
         self._worker = threading.Thread(
             target=self._run, name=f"tripwire-logger-{model}", daemon=True
         )
@@ -700,7 +723,13 @@ class HttpTransport:
     with ``Authorization: Bearer <token>`` when a token is given. A response status >= 300
     raises ``TransportError`` (retryable for 408, 425, 429 and 5xx); the collector's
     ``rejected`` items are returned as the rejected count. One HTTP client (and its
-    connections) is kept for the worker thread's life."""
+    connections) is kept for the worker thread's life.
+
+    Once a :class:`Logger` has it, each request also carries the logger's ``instance_id`` and
+    how many events it has dropped so far (headers :data:`LOGGER_ID_HEADER` and
+    :data:`DROPPED_HEADER`), so that the collector can export the drops of every logger
+    sending to it: counts are cumulative, so a retried or reordered request counts nothing
+    twice. Drops after the logger's last batch are never reported."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 5.0) -> None:
         self.endpoint = url.rstrip("/") + "/v1/events"
@@ -710,6 +739,12 @@ class HttpTransport:
             self._headers["Authorization"] = f"Bearer {token}"
         self._client: httpx.Client | None = None
         self._warned = False
+        self._instance: str | None = None
+        self._dropped: Callable[[], int] | None = None
+
+    def attach(self, instance_id: str, dropped: Callable[[], int]) -> None:
+        """Report ``dropped()`` under ``instance_id`` with every batch (the logger calls this)."""
+        self._instance, self._dropped = instance_id, dropped
 
     def send(self, batch: list[dict[str, Any]]) -> int | None:
         if self._client is None:
@@ -719,7 +754,10 @@ class HttpTransport:
 
             self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
         body = _JSON.encode({"events": batch})
-        response = self._client.post(self.endpoint, content=body.encode())
+        headers = None
+        if self._instance is not None and self._dropped is not None:
+            headers = {LOGGER_ID_HEADER: self._instance, DROPPED_HEADER: str(self._dropped())}
+        response = self._client.post(self.endpoint, content=body.encode(), headers=headers)
         status = response.status_code
         if status >= 300:
             retryable = status in (408, 425, 429) or status >= 500

@@ -35,6 +35,7 @@ from tripwire.config import ModelConfig, load_config, parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events
 from tripwire.job import check_windows, derive_incidents, incidents_table
+from tripwire.logger import DROPPED_HEADER, LOGGER_ID_HEADER
 from tripwire.monitor import Monitor
 from tripwire.scheduler import Scheduler
 from tripwire.server import create_app
@@ -271,6 +272,7 @@ def test_gauges_are_the_latest_windows_stored_rows(
     assert one("tripwire_latest_window_start_timestamp_seconds") == latest
     assert one("tripwire_window_length_seconds") == 86400
     assert one("tripwire_window_predictions", segment="all") == 400
+    assert one("tripwire_logger_dropped_events_total") == 0  # no logger reported any
     assert samples["tripwire_outbox_pending", frozenset()] == 0
     assert samples["tripwire_outbox_dead", frozenset()] == 0
     assert samples["tripwire_store_up", frozenset()] == 1
@@ -508,8 +510,13 @@ def test_prometheus_scrapes_the_stored_values_and_evaluates_the_exported_rules(
             for event in events:
                 event["timestamp"] = event["timestamp"].isoformat()
                 event["event_id"] = "late-" + event["event_id"]
+            # As a tripwire.Logger that has dropped 4 events says with its batch.
+            logger = {LOGGER_ID_HEADER: "0123456789abcdef", DROPPED_HEADER: "4"}
             posted = httpx.post(
-                f"{tripwire_url}/v1/events", json={"events": events}, headers=INGEST, timeout=30
+                f"{tripwire_url}/v1/events",
+                json={"events": events},
+                headers={**INGEST, **logger},
+                timeout=30,
             )
             assert posted.json()["accepted"] == 3, posted.text
 
@@ -546,6 +553,9 @@ def test_prometheus_scrapes_the_stored_values_and_evaluates_the_exported_rules(
             assert float(lag["value"][1]) == 17
             (consumed,) = _query(prometheus_url, f"tripwire_consumer_events_stored_total{group}")
             assert float(consumed["value"][1]) == 250
+            promql = f'tripwire_logger_dropped_events_total{{model="{model}"}}'
+            (dropped,) = _query(prometheus_url, promql)
+            assert float(dropped["value"][1]) == 4
 
             # The exported rules load and evaluate on what was scraped: distance_km's PSI is
             # above 0.25, so its page is pending (for: 2d) in Prometheus too.

@@ -501,6 +501,19 @@ def grafana_dashboard(title: str = "tripwire", uid: str = "tripwire-models") -> 
         unit="ops",
         w=8,
     )
+    g.panel(
+        "Events $model's loggers dropped",
+        [
+            (
+                f"increase(tripwire_logger_dropped_events_total{{{_M}}}[1h])",
+                "dropped in the last hour",
+            )
+        ],
+        description="Events tripwire.Logger dropped in serving processes (a full buffer), as "
+        "they report with their batches over HTTP.",
+        thresholds=(1,),
+        w=8,
+    )
     consumer = "{{source}} {{stream}} {{group}}"
     g.panel(
         "Queue consumers' lag",

@@ -16,12 +16,13 @@ from pydantic import BaseModel
 
 from tripwire import __version__
 from tripwire.config import ModelConfig
+from tripwire.logger import DROPPED_HEADER, LOGGER_ID_HEADER
 from tripwire.scheduler import Scheduler, SchedulerStatus
 from tripwire.server.admin import admin_router
 from tripwire.server.api import api_router
 from tripwire.server.auth import bearer_guard
 from tripwire.server.body import JSON, NDJSON, BodyError, MediaTypeError, parse_batch
-from tripwire.server.collector import Collector
+from tripwire.server.collector import Collector, LoggerReport
 from tripwire.server.metrics import metrics_router
 from tripwire.server.schemas import (
     EventBatch,
@@ -119,13 +120,20 @@ def create_app(
         openapi_extra=_batch_body(EventBatch, "One event object per line."),
     )
     async def post_events(request: Request) -> EventIngestResult:
-        """Store a batch of prediction events (idempotent on model and event_id)."""
+        """Store a batch of prediction events (idempotent on model and event_id).
+
+        A `tripwire.Logger` names itself and says how many events it has dropped so far in
+        the `Tripwire-Logger-Id` and `Tripwire-Logger-Dropped` headers; `/metrics` adds
+        those counts up per model (`tripwire_logger_dropped_events_total`)."""
         raw = await _read_body(request, max_body_bytes)
         content_type = request.headers.get("content-type")
+        logger = LoggerReport.of(
+            request.headers.get(LOGGER_ID_HEADER), request.headers.get(DROPPED_HEADER)
+        )
 
         # Parsing, validation (in the parser's worker processes, when it has any) and the
         # write are CPU and disk work: off the event loop, in one trip to the thread pool.
-        return await run_in_threadpool(collector.ingest_event_body, content_type, raw)
+        return await run_in_threadpool(collector.ingest_event_body, content_type, raw, logger)
 
     @app.post(
         "/v1/labels",

@@ -5,6 +5,10 @@ at once; FastAPI runs the work of several requests in a thread pool, so every us
 goes through one lock. Parsing and validation happen outside it, in parallel with other requests'
 writes.
 
+What serving processes' loggers dropped arrives with their batches (``Tripwire-Logger-Id`` and
+``Tripwire-Logger-Dropped``, see :class:`tripwire.logger.HttpTransport`): the collector keeps each
+logger's latest cumulative count, in memory, for ``/metrics``.
+
 Event batches are committed in groups: while one request's thread writes, the batches that
 other requests validated meanwhile wait, and the next thread to write takes all of them into one
 INSERT and one commit. A statement and a commit cost about as much for 1,000 rows as for
@@ -14,8 +18,9 @@ own answer, and only once its rows are committed.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -102,10 +107,19 @@ class Collector:
         _name_origins(result.rejected, batch)
         return self._ingest(result, source)
 
-    def ingest_event_body(self, content_type: str | None, raw: bytes) -> EventIngestResult:
+    def ingest_event_body(
+        self, content_type: str | None, raw: bytes, logger: LoggerReport | None = None
+    ) -> EventIngestResult:
         """:meth:`ingest_events` for a request body, read by the collector's parser. Raises
-        ``BodyError`` or ``MediaTypeError`` when the body is not a batch (nothing is stored)."""
-        return self._ingest(self.parser.read(content_type, raw), EVENTS_SOURCE)
+        ``BodyError`` or ``MediaTypeError`` when the body is not a batch (nothing is stored).
+
+        ``logger`` is what the sending logger said of itself; its drop count is kept once the
+        batch is stored, for the model of the batch's events."""
+        result = self.parser.read(content_type, raw)
+        answer = self._ingest(result, EVENTS_SOURCE)
+        if logger is not None:
+            self.counts.add_logger_drops(logger, _model_of(result, self.configs))
+        return answer
 
     def _ingest(self, result: Validated[Event], source: str) -> EventIngestResult:
         write = _EventWrite(result.accepted, result.rejected, source)
@@ -212,13 +226,79 @@ class Collector:
             self.store.quarantine(model, source, items)
 
 
+@dataclass(frozen=True)
+class LoggerReport:
+    """What a serving process's logger says of itself with a batch: its id and how many events
+    it has dropped since it started."""
+
+    instance: str
+    dropped: int
+
+    @classmethod
+    def of(cls, instance: str | None, dropped: str | None) -> LoggerReport | None:
+        """The report in a request's headers; None when either is missing or malformed."""
+        if instance is None or dropped is None or not _INSTANCE.fullmatch(instance):
+            return None
+        if not (dropped.isascii() and dropped.isdigit() and len(dropped) <= 18):
+            return None
+        return cls(instance, int(dropped))
+
+
+_INSTANCE = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+MAX_LOGGERS = 10_000
+"""Loggers whose drop counts the collector keeps; past it, the one heard from least recently is
+folded into its model's total (a serving process restarted long ago)."""
+
+
+def _model_of(result: Validated[Event], configs: Mapping[str, ModelConfig]) -> str | None:
+    """The one configured model of a batch's events (a logger logs for one model), else None."""
+    models: set[str] = set()
+    if isinstance(result.accepted, EventRows):
+        models.update(result.accepted.table.column("model").unique().to_pylist())
+    else:
+        models.update(event.model for event in result.accepted)
+    if not models:  # every event was rejected: by the model it was quarantined under
+        models.update(name for name in result.rejected if name in configs)
+    return models.pop() if len(models) == 1 else None
+
+
 class IngestCounts:
-    """What a collector took since it started, by outcome (``/metrics`` shows them)."""
+    """What a collector took since it started, by outcome, and what the loggers sending to it
+    dropped (``/metrics`` shows them)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.events: Counter[str] = Counter()
         self.labels: Counter[str] = Counter()
+        # Each logger's model and latest cumulative drop count, least recently heard first;
+        # the counts of the loggers forgotten past MAX_LOGGERS, by model.
+        self._loggers: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._forgotten: Counter[str] = Counter()
+
+    def add_logger_drops(self, report: LoggerReport, model: str | None) -> None:
+        """Keep a logger's cumulative drop count: the highest it has reported (its requests may
+        arrive out of order), for the model it was first heard with, or ``model`` (None while
+        unknown: kept next time)."""
+        with self._lock:
+            known = self._loggers.get(report.instance)
+            if known is not None:
+                model = known[0]
+            if model is None:
+                return
+            dropped = max(report.dropped, known[1] if known is not None else 0)
+            self._loggers[report.instance] = (model, dropped)
+            self._loggers.move_to_end(report.instance)
+            while len(self._loggers) > MAX_LOGGERS:
+                _, (old_model, old_dropped) = self._loggers.popitem(last=False)
+                self._forgotten[old_model] += old_dropped
+
+    def logger_drops(self) -> dict[str, int]:
+        """Events dropped by the loggers that reported to this collector, summed by model."""
+        with self._lock:
+            totals = Counter(self._forgotten)
+            for model, dropped in self._loggers.values():
+                totals[model] += dropped
+        return dict(totals)
 
     def add_events(self, stored: int, duplicate: int, quarantined: int) -> None:
         with self._lock:

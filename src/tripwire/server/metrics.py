@@ -43,10 +43,14 @@ process's collector took since it started), ``tripwire_outbox_pending`` and
 ones too, from waiting for the store to the alerts sent): the histogram
 ``tripwire_job_duration_seconds{model}`` (buckets :data:`tripwire.scheduler.DURATION_BUCKETS`),
 ``tripwire_job_failures_total{model}`` and ``tripwire_job_last_success_timestamp_seconds{model}``,
-kept in memory since the server started and read without waiting for the store. Events a
-serving process's :class:`tripwire.Logger` dropped never reach the server: the logger counts
-them itself (``tripwire_logger_events_dropped_total``, see
-:meth:`tripwire.Logger.prometheus_text`), for the serving process to expose.
+kept in memory since the server started and read without waiting for the store.
+``tripwire_logger_dropped_events_total{model}`` adds up what serving processes'
+:class:`tripwire.Logger` dropped (a full buffer, mostly): each batch it sends over HTTP carries
+its id and cumulative drop count, and the collector keeps the latest per logger (since the
+server started; summed over loggers by the model of their events). Loggers writing to Kafka,
+Redis or files report nothing here: their drops are in the logger's own
+``tripwire_logger_events_dropped_total`` (:meth:`tripwire.Logger.prometheus_text`), for the
+serving process to expose.
 
 The consumers of ``tripwire consume kafka|redis`` run as processes of their own; each records
 its consumer group's state in the store (its ``consumers`` table) after its batches, every few
@@ -399,6 +403,16 @@ class StoreMetrics:
                 for outcome, value in counts.items():
                     family.add_metric([outcome], value)
                 yield family
+            drops = self.counts.logger_drops()
+            dropped = CounterMetricFamily(
+                "tripwire_logger_dropped_events",
+                "Events the serving processes' loggers dropped (buffer full) that sent batches "
+                "to this collector over HTTP since it started, as they last reported.",
+                labels=["model"],
+            )
+            for model in sorted({*(m.name for m in self.models), *drops}):
+                dropped.add_metric([model], drops.get(model, 0))
+            yield dropped
 
     def _store_families(self) -> Iterator[Metric]:
         if self.lock.acquire(timeout=LOCK_WAIT):
