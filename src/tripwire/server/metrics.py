@@ -58,14 +58,14 @@ seconds while idle, and as it stops, and the scrape reads it, labelled :data:`CO
 (``source``: ``kafka`` or ``redis``; ``stream``: the topic or stream key; ``group``): one
 series per consumer group, however many consumers it has.
 
-=================================================  ==============================================
+================================================  =============================================
 ``tripwire_consumer_lag_events``                  events in the stream the group has not stored
-                                                   yet (absent while unknown)
-``tripwire_consumer_events_stored_total``          events new to the store, all the group's
-                                                   consumers together
-``tripwire_consumer_report_timestamp_seconds``     when a consumer of the group last reported (a
-                                                   group whose consumers died stops moving it)
-=================================================  ==============================================
+                                                  yet (absent while unknown)
+``tripwire_consumer_events_stored_total``         events new to the store, all the group's
+                                                  consumers together
+``tripwire_consumer_report_timestamp_seconds``    when a consumer of the group last reported (a
+                                                  group whose consumers died stops moving it)
+================================================  =============================================
 """
 
 from __future__ import annotations
