@@ -22,11 +22,13 @@ from tripwire.commands.serve import _monitors
 from tripwire.config import ModelConfig, load_config, parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events, validate_events, validate_labels
+from tripwire.job import check_windows
 from tripwire.monitor import FittedState, Monitor
 from tripwire.profile import serialize
 from tripwire.scheduler import DURATION_BUCKETS, JobRecord, Scheduler, window_start
 from tripwire.server import create_app
 from tripwire.store import DuckDBStore, Store
+from tripwire.store.events import to_monitor_table
 
 DAY = timedelta(days=1)
 GRACE = timedelta(minutes=10)
@@ -331,6 +333,84 @@ def test_events_arriving_late_for_a_window_passed_over_empty_get_it_checked(
         assert scheduler.run_due() == []
     finally:
         store.close()
+
+
+def test_later_looks_read_what_was_received_since_and_keep_what_earlier_ones_found(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first look for windows to check again reads every row; the next ones only the rows
+    received since the look before (no margin here), and a window found stays found until
+    checked again, though no later look sees its labels."""
+    config, day1 = configs[MODEL], data.days[0][1]
+    looks: list[tuple[datetime | None, list[datetime]]] = []
+    relabelled = store.relabelled_windows
+
+    def spy(model: str, length: timedelta, since: datetime | None = None) -> list[datetime]:
+        found = relabelled(model, length, since)
+        looks.append((since, found))
+        return found
+
+    monkeypatch.setattr(store, "relabelled_windows", spy)
+    _log(store, config, day1)
+    clock = Clock(DAY2 + GRACE)
+
+    def scheduler() -> Scheduler:
+        return Scheduler(
+            {MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE, rescan=timedelta(0)
+        )
+
+    first = scheduler()
+    assert _done(first.run_due()) == [(MODEL, DAY1, "checked")]
+    _label(store, config, day1.slice(0, 100))
+    assert _done(first.run_due()) == [(MODEL, DAY1, "rechecked")]
+    assert looks[0][0] is None and all(since is not None for since, _ in looks[1:])
+    assert looks[1][1] == [DAY1.replace(tzinfo=None)]
+
+    # More labels, within the recheck interval: found, kept, and checked once it has passed.
+    _label(store, config, day1.slice(100, 100))
+    clock.now += timedelta(minutes=30)
+    assert first.run_due() == []
+    assert first.relabelled() == [(MODEL, DAY1)]
+    assert looks[-1][1] == []  # the labels came before the look before: not read again
+    clock.now += timedelta(minutes=30)
+    records = first.run_due()
+    assert _done(records) == [(MODEL, DAY1, "rechecked")] and records[0].labelled == 200
+    assert first.relabelled() == [] and first.run_due() == []
+
+    # A restarted scheduler reads everything once: nothing is left to check again.
+    looks.clear()
+    restarted = scheduler()
+    assert restarted.run_due() == []
+    assert [since for since, _ in looks][:1] == [None]
+
+
+def test_a_window_another_check_passes_over_is_found_however_long_ago_its_events_came(
+    store: DuckDBStore,
+    data: scenario.Scenario,
+    configs: dict[str, ModelConfig],
+    monitors: dict[str, Monitor],
+) -> None:
+    """Day 3 is checked by someone else (tripwire run) before day 2 is due: day 2's events came
+    before the scheduler's first look, so only their time tells that day 2 was passed over."""
+    config = configs[MODEL]
+    _logged(store, data, configs, MODEL)
+    clock = Clock(DAY2 + GRACE)
+    scheduler = Scheduler(
+        {MODEL: monitors[MODEL]}, store, threading.Lock(), clock, GRACE, rescan=timedelta(0)
+    )
+    assert _done(scheduler.run_due()) == [(MODEL, DAY1, "checked")]
+    day3 = to_monitor_table(config, store.events(MODEL, DAY3, DAY3 + DAY))
+    check_windows(monitors[MODEL], store, day3, DAY)
+
+    assert scheduler.relabelled() == [(MODEL, DAY2)]
+    assert _done(scheduler.run_due()) == [(MODEL, DAY2, "checked")]
+    assert scheduler.relabelled() == [] and scheduler.run_due() == []
+    naive = [day.replace(tzinfo=None) for day in (DAY1, DAY2, DAY3)]
+    assert store.window_starts(MODEL, DAY) == naive
 
 
 def test_a_broken_model_records_its_error_and_the_others_still_run(

@@ -12,6 +12,11 @@ checked. Labels trickle in for weeks (chargebacks land 30 to 60 days late), so a
 checked again at most once per ``recheck_interval``: what arrives in between waits for the next
 recheck.
 
+Finding those windows must not read the whole log every pass (seconds at 10M events, holding
+the store's lock, which the collector waits on): the first look after a start reads every row,
+and each later one only the events and labels received since the look before (less
+``rescan``), keeping what earlier looks found until it is checked again.
+
 How long each check took, and whether it failed, is kept in memory per model
 (:class:`JobDurations`) for ``/metrics`` and ``GET /v1/jobs``.
 
@@ -38,12 +43,14 @@ from tripwire.durations import format_duration
 from tripwire.job import run_locked
 from tripwire.monitor import Monitor
 from tripwire.store import Store
+from tripwire.store.common import now_utc
 from tripwire.store.events import to_monitor_table
 
 __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_INTERVAL",
     "DEFAULT_RECHECK_INTERVAL",
+    "DEFAULT_RESCAN",
     "DURATION_BUCKETS",
     "JobDurations",
     "JobError",
@@ -58,6 +65,7 @@ __all__ = [
 DEFAULT_GRACE = timedelta(minutes=10)
 DEFAULT_INTERVAL = 30.0  # seconds between passes
 DEFAULT_RECHECK_INTERVAL = timedelta(hours=1)
+DEFAULT_RESCAN = timedelta(minutes=10)
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 """Upper bounds (seconds) of the buckets a check's duration is counted in: a small model's
 window takes well under a second, a large one's minutes."""
@@ -263,6 +271,11 @@ class Scheduler:
     unscheduled
         Models served but not scheduled, with why (say, a reference that would not load):
         listed by :meth:`status` so that the reason is visible.
+    rescan
+        How far before the previous look for windows to check again each look starts: the
+        rows received from then on are read. A row's ``received_at`` is stamped by its
+        writer's clock before its transaction commits, so this covers writers (another
+        process, on PostgreSQL) whose clocks disagree, or whose writes commit late, by less.
 
     Examples
     --------
@@ -291,11 +304,14 @@ class Scheduler:
         interval: float = DEFAULT_INTERVAL,
         recheck_interval: timedelta = DEFAULT_RECHECK_INTERVAL,
         unscheduled: Mapping[str, str] | None = None,
+        rescan: timedelta = DEFAULT_RESCAN,
     ) -> None:
         if grace < timedelta(0):
             raise ValueError("grace must not be negative")
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if rescan < timedelta(0):
+            raise ValueError("rescan must not be negative")
         for name, monitor in monitors.items():
             # The store is queried by the key and written by the config's name: they must agree.
             if monitor.config.name != name:
@@ -308,11 +324,18 @@ class Scheduler:
         self.interval = interval
         self.recheck_interval = recheck_interval
         self.unscheduled = dict(unscheduled or {})
+        self.rescan = rescan
         # Windows found empty, by model: remembered only so that every pass does not read them
         # again. Forgetting them (a restart) costs one more empty read each, never a window.
         self._skipped_until: dict[str, datetime] = {}
         # When each window was last checked again; a restart forgets, costing one recheck each.
         self._rechecked_at: dict[tuple[str, datetime], datetime] = {}
+        # What the looks for windows to check again found, by model, until checked again; the
+        # received_at (the store's clock) each model's next look reads from (none yet: all);
+        # and the latest window with rows at the look before. Held with the store's lock.
+        self._found: dict[str, set[datetime]] = {}
+        self._looked: dict[str, datetime] = {}
+        self._latest: dict[str, datetime | None] = {}
         self._errors: dict[str, JobError] = {}
         self._failing: set[str] = set()
         self.durations = JobDurations(self.monitors)
@@ -377,10 +400,50 @@ class Scheduler:
         return starts
 
     def _stale(self, model: str) -> list[datetime]:
+        """The windows to check again (see :meth:`relabelled`); the caller holds the lock.
+
+        The first look reads every event and label; later ones only those received since
+        the look before began, less ``rescan``, and keep what earlier looks found until it is
+        checked: the windows with rows that a recent row changed, and (by its events' time,
+        however long ago they were received) any window without rows passed over since the
+        look before, as another process checking a later window would pass it over."""
         length = self._length(model)
-        starts = {*self.store.relabelled_windows(model, length)}
-        starts |= {*self.store.late_windows(model, length)}
-        return [_utc(start) for start in sorted(starts)]
+        since = self._looked.get(model)
+        began = now_utc()
+        found = {*self.store.relabelled_windows(model, length, since)}
+        found |= {*self.store.late_windows(model, length, since)}
+        checked = [_utc(start) for start in self.store.window_starts(model, length)]
+        latest = checked[-1] if checked else None
+        if since is not None and latest is not None:
+            found |= self._passed_over(model, length, checked, self._latest.get(model))
+        stale = self._found.setdefault(model, set())
+        stale |= {_utc(start) for start in found}
+        self._looked[model] = began - self.rescan
+        self._latest[model] = latest
+        return sorted(stale)
+
+    def _passed_over(
+        self, model: str, length: timedelta, checked: list[datetime], previous: datetime | None
+    ) -> set[datetime]:
+        """Windows holding events but no rows, after ``previous`` (the latest window with rows
+        at the look before; None: from the first event) and before the latest now."""
+        stored, latest = set(checked), checked[-1]
+        found: set[datetime] = set()
+        start = None if previous is None else previous + length
+        while start is None or start < latest:
+            first = self.store.first_event(model, start)
+            if first is None:
+                break
+            start = window_start(first, length)
+            if start < latest and start not in stored:
+                found.add(start)
+            start += length
+        return found
+
+    def _checked_again(self, model: str, start: datetime) -> None:
+        """``start`` was checked (or found empty): what the looks found there is caught up."""
+        with self.lock:
+            self._found.get(model, set()).discard(start)
 
     def _recheck_due(self, model: str, start: datetime, now: datetime) -> bool:
         last = self._rechecked_at.get((model, start))
@@ -442,6 +505,7 @@ class Scheduler:
             self._failing.discard(model)
             if start not in pending:
                 self._rechecked_at[(model, start)] = now
+                self._checked_again(model, start)
             if record.outcome != "skipped":  # an empty window was read, not checked
                 record = replace(record, seconds=_since(began))
                 self.durations.observe(model, record.seconds, failed=False, at=_utc(self.clock()))

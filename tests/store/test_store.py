@@ -1049,6 +1049,33 @@ def test_late_windows_include_those_passed_over_empty_whose_events_came_later(st
     assert store.late_windows("fraud", DAY) == []
 
 
+def test_windows_to_check_again_since_a_moment_are_found_by_the_rows_received_from_then(store):
+    """What the scheduler's looks after its first read: not the whole log."""
+    checked = (0, 1, 2, 3, 6)
+    store.write_events([event(f"d{day}", day * 24 * 60 + 5) for day in checked])
+    for day in checked:
+        write(store, T0 + day * DAY)
+    # After the checks: a late event for day 0, a label for day 1, day 4's events (it was
+    # passed over empty)...
+    store.write_events([event("late0", 9), event("d4", 4 * 24 * 60 + 5)])
+    store.write_labels([Label(event_id="d1", model="fraud", label=1.0)])
+    moment = datetime.now(UTC)  # aware: converted to the store's naive UTC
+    # ...then a late event for day 2, a label for day 3, day 5's events.
+    store.write_events([event("late2", 2 * 24 * 60 + 9), event("d5", 5 * 24 * 60 + 5)])
+    store.write_labels([Label(event_id="d3", model="fraud", label=0.0)])
+
+    assert store.late_windows("fraud", DAY) == [T0 + d * DAY for d in (0, 2, 4, 5)]
+    assert store.late_windows("fraud", DAY, since=moment) == [T0 + 2 * DAY, T0 + 5 * DAY]
+    assert store.relabelled_windows("fraud", DAY) == [T0 + DAY, T0 + 3 * DAY]
+    assert store.relabelled_windows("fraud", DAY, since=moment) == [T0 + 3 * DAY]
+    # A row received since then still counts only if it came after its window's check.
+    write(store, T0 + 2 * DAY)
+    write(store, T0 + 3 * DAY)
+    assert store.late_windows("fraud", DAY, since=moment) == [T0 + 5 * DAY]
+    assert store.relabelled_windows("fraud", DAY, since=moment) == []
+    assert store.late_windows("fraud", DAY, since=datetime.now(UTC)) == []
+
+
 def test_an_item_quarantined_again_from_the_same_stream_position_is_kept_once(store):
     def bad(index: int, origin: str | None) -> Rejected:
         return Rejected(index=index, reason="not JSON", payload="{", origin=origin)

@@ -123,9 +123,20 @@ class Store(Protocol):
 
     def first_event(self, model: str, since: datetime | None = None) -> datetime | None: ...
 
-    def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]: ...
+    def relabelled_windows(
+        self, model: str, length: timedelta, since: datetime | None = None
+    ) -> list[datetime]:
+        """Production windows with a label received after they were computed; of the labels
+        received at or after ``since`` only, when given."""
+        ...
 
-    def late_windows(self, model: str, length: timedelta) -> list[datetime]: ...
+    def late_windows(
+        self, model: str, length: timedelta, since: datetime | None = None
+    ) -> list[datetime]:
+        """Production windows with an event received after they were computed, and windows
+        holding events but no rows before the latest with rows; of the events received at or
+        after ``since`` only, when given."""
+        ...
 
     def expire_events(self, model: str, before: datetime) -> int: ...
 

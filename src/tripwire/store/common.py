@@ -295,13 +295,14 @@ REVISIONS_QUERY = (
 
 
 # Windows of a model's production log with a row received after the window's rows were
-# computed: a label (relabelled) or an event (late).
+# computed: a label (relabelled) or an event (late). {recent} narrows it to the rows received
+# since a moment.
 _CHANGED_SINCE_COMPUTED = (
     "SELECT DISTINCT w.window_start FROM windows w "
     "JOIN events e ON e.model = w.model AND e.role = 'production' "
     "AND e.ts >= w.window_start AND e.ts < w.window_start + {length} {join} "
     "WHERE w.model = ? AND w.namespace = ? AND w.window_seconds = ? "
-    "AND {received} > w.computed_at ORDER BY 1"
+    "AND {received} > w.computed_at {recent}ORDER BY 1"
 )
 _WINDOW_LENGTH = {
     "duckdb": "to_seconds(w.window_seconds)",
@@ -318,7 +319,7 @@ LATE = {"join": "", "received": "e.received_at"}
 # after that. Nothing later starts from them, so they count as late (never computed at all).
 _UNCHECKED = (
     "SELECT b.window_start FROM (SELECT DISTINCT {start} AS window_start FROM events e "
-    "WHERE e.model = ? AND e.role = 'production' AND e.ts < (SELECT max(window_start) "
+    "WHERE e.model = ? AND e.role = 'production' {recent}AND e.ts < (SELECT max(window_start) "
     "FROM windows WHERE model = ? AND namespace = ? AND window_seconds = ?)) b "
     "WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.model = ? AND w.namespace = ? "
     "AND w.window_seconds = ? AND w.window_start = b.window_start)"
@@ -336,18 +337,27 @@ def changed_since_computed(
     model: str,
     length: timedelta,
     changed: Mapping[str, str],
+    since: datetime | None = None,
 ) -> list[datetime]:
     """Starts of ``model``'s production windows of ``length`` with a row (:data:`RELABELLED`
     or :data:`LATE`) received after the window was computed, in order; ``sql`` runs a
     statement written with ``?`` placeholders in ``dialect``. Late windows include those
-    holding events but no rows, before the latest window with rows."""
+    holding events but no rows, before the latest window with rows.
+
+    With ``since``, only the rows received at or after it are looked at: what the scheduler
+    has not seen yet. The stores find those by ``received_at`` (DuckDB skips the row groups
+    received before it, PostgreSQL has indexes), instead of reading the whole log."""
     seconds = int(length.total_seconds())
     key = [model, PRODUCTION, seconds]
-    query = _CHANGED_SINCE_COMPUTED.format(length=_WINDOW_LENGTH[dialect], **changed)
-    starts = {r[0] for r in sql(query, key)}
+    recent, after = "", list[object]()
+    if since is not None:
+        recent, after = f"AND {changed['received']} >= ? ", [naive_utc(since)]
+    query = _CHANGED_SINCE_COMPUTED.format(length=_WINDOW_LENGTH[dialect], recent=recent, **changed)
+    starts = {r[0] for r in sql(query, key + after)}
     if changed is LATE:
         start = _WINDOW_START[dialect].format(seconds=seconds)
-        starts |= {r[0] for r in sql(_UNCHECKED.format(start=start), [model, *key, *key])}
+        query = _UNCHECKED.format(start=start, recent=recent)
+        starts |= {r[0] for r in sql(query, [model, *after, *key, *key])}
     return sorted(starts)
 
 

@@ -352,15 +352,21 @@ class DuckDBStore:
         ((first,),) = self.connection.execute(query, params).fetchall()
         return first  # type: ignore[no-any-return]
 
-    def relabelled_windows(self, model: str, length: timedelta) -> list[datetime]:
+    def relabelled_windows(
+        self, model: str, length: timedelta, since: datetime | None = None
+    ) -> list[datetime]:
         """Starts of the model's production windows of ``length`` holding an event whose
-        label was received after the window's rows were computed (naive UTC)."""
-        return changed_since_computed(self.sql, self.dialect, model, length, RELABELLED)
+        label was received after the window's rows were computed (naive UTC); of the labels
+        received at or after ``since`` only, when given."""
+        return changed_since_computed(self.sql, self.dialect, model, length, RELABELLED, since)
 
-    def late_windows(self, model: str, length: timedelta) -> list[datetime]:
+    def late_windows(
+        self, model: str, length: timedelta, since: datetime | None = None
+    ) -> list[datetime]:
         """Starts of the model's production windows of ``length`` holding an event received
-        after the window's rows were computed: one that arrived after its grace (naive UTC)."""
-        return changed_since_computed(self.sql, self.dialect, model, length, LATE)
+        after the window's rows were computed: one that arrived after its grace (naive UTC);
+        of the events received at or after ``since`` only, when given."""
+        return changed_since_computed(self.sql, self.dialect, model, length, LATE, since)
 
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
