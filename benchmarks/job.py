@@ -183,9 +183,18 @@ def _insert(store: Store, table: str, rows: pa.Table) -> None:
         copy.write(text.getvalue())
 
 
-def load_day(store: Store, config: ModelConfig, day: pa.Table, labelled: bool) -> None:
-    """One day of logged rows into the store, as the collector would store their events."""
-    events, labels = day_rows(config, day, labelled, datetime.now(UTC).replace(tzinfo=None))
+def load_day(
+    store: Store,
+    config: ModelConfig,
+    day: pa.Table,
+    labelled: bool,
+    received: datetime | None = None,
+) -> None:
+    """One day of logged rows into the store, as the collector would store their events;
+    stamped received at ``received`` (naive UTC; default: now)."""
+    events, labels = day_rows(
+        config, day, labelled, received or datetime.now(UTC).replace(tzinfo=None)
+    )
     with store.transaction():
         _insert(store, "events", events)
         if labels is not None:
@@ -198,13 +207,19 @@ def stored_events(store: Store) -> int:
     return int(count)
 
 
-def load(store: Store, data: scenario.Scenario, n_events: int, labelled_days: int) -> float:
+def load(
+    store: Store,
+    data: scenario.Scenario,
+    n_events: int,
+    labelled_days: int,
+    received: datetime | None = None,
+) -> float:
     """Load the generated days, unless the store holds them already (``--db``); seconds."""
     start = time.perf_counter()
     stored = stored_events(store)
     if stored == 0:
         for i, (_, day) in enumerate(data.days):
-            load_day(store, CONFIG, day, labelled=i < labelled_days)
+            load_day(store, CONFIG, day, labelled=i < labelled_days, received=received)
     elif stored != n_events:
         raise SystemExit(f"{store.where} holds {stored:,} events, not {n_events:,}: use another")
     return time.perf_counter() - start
