@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
 from tripwire.report.model import Report
 from tripwire.store import Store
-from tripwire.store.common import PRODUCTION
+from tripwire.store.common import PRODUCTION, naive_utc
 from tripwire.store.events import stored_windows
 
 
@@ -147,6 +147,7 @@ def run(
     if config.retention is not None:
         result.expired = store.expire_events(config.name, datetime.now(UTC) - config.retention)
     incidents, windows = derive_incidents(monitor, store, length)
+    incidents = stamp_detection(store, config.name, incidents, now)
     result.incidents = incidents
     store.save_incidents(config.name, incidents_table(incidents))
     if not windows:
@@ -226,8 +227,29 @@ def replay(
     if not checked:
         raise TripwireError("no stored events in that period")
     incidents, _ = derive_incidents(monitor, store, length, namespace)
+    incidents = stamp_detection(store, monitor.config.name, incidents, None, namespace)
     store.save_incidents(monitor.config.name, incidents_table(incidents, namespace), namespace)
     return [start for start, _ in checked], incidents
+
+
+def stamp_detection(
+    store: Store,
+    model: str,
+    incidents: list[Incident],
+    now: datetime | None,
+    namespace: str = PRODUCTION,
+) -> list[Incident]:
+    """``incidents`` with when each was first derived: the time the store kept for its dedup
+    key (None for one saved before the store kept it), else ``now`` (the job's clock, which
+    the demo simulates; default the wall clock) for one new to the store."""
+    saved = store.incidents(model, namespace)
+    known: dict[str, datetime | None] = {}
+    if saved.num_rows and "detected_at" in saved.column_names:
+        known = dict(
+            zip(saved["dedup_key"].to_pylist(), saved["detected_at"].to_pylist(), strict=True)
+        )
+    moment = naive_utc(now or datetime.now(UTC))
+    return [replace(i, detected_at=known.get(i.dedup_key, moment)) for i in incidents]
 
 
 def incidents_table(incidents: list[Incident], namespace: str = PRODUCTION) -> pa.Table:
@@ -251,6 +273,7 @@ def incidents_table(incidents: list[Incident], namespace: str = PRODUCTION) -> p
             "threshold": i.threshold,
             "reopened": i.reopened,
             "updated_at": now,
+            "detected_at": i.detected_at,
         }
         for i in incidents
     ]

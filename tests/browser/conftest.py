@@ -7,9 +7,10 @@ The browser is the system's (``/usr/bin/chromium``, Debian's ``chromium`` packag
 The store is the demo's month (``tripwire.demo.scenario``), lived through day by day as
 production would: each day ``job.run`` checks the new window without its labels and the window
 whose labels arrived (a week late), saves the incidents and delivers their alerts to the
-console. The server is the app ``tripwire serve --no-schedule`` builds (no monitor: what it
-shows, the reference's histograms included, it reads from the store), run by uvicorn in a
-thread on 127.0.0.1 and stopped at the end.
+console, its clock just past the day's end as the demo's scheduler's is. The server is the app
+``tripwire serve --no-schedule`` builds (no monitor: what it shows, the reference's histograms
+included, it reads from the store), run by uvicorn in a thread on 127.0.0.1 and stopped at the
+end.
 
 Screenshots go to ``$TRIPWIRE_TEST_ARTIFACTS/browser`` when that variable is set (``.ci/run``
 sets it to ``test-artifacts/`` in the checkout, where CI collects them), else to pytest's
@@ -26,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ ARGS = [
 ]
 READ_TOKEN = "browser-test-read-token"
 DAY = timedelta(days=1)
+CHECKED = timedelta(minutes=10)  # past a day's end, when the job checks it
 
 if not CHROMIUM.exists():
     pytest.skip(
@@ -88,10 +90,12 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Monitor]
     path = tmp_path_factory.mktemp("demo") / "tripwire.duckdb"
     lag = scenario.LABEL_LAG_DAYS
     with DuckDBStore(path) as store, redirect_stderr(io.StringIO()):  # the console channel
-        for index, (_, table) in enumerate(data.days):
-            run(monitor, store, scenario.without_labels(table), DAY)
+        for index, (day, table) in enumerate(data.days):
+            # The job's clock, as the demo's scheduler's: just past the day's end.
+            now = datetime(day.year, day.month, day.day, tzinfo=UTC) + DAY + CHECKED
+            run(monitor, store, scenario.without_labels(table), DAY, now=now)
             if index >= lag:
-                run(monitor, store, data.days[index - lag][1], DAY)
+                run(monitor, store, data.days[index - lag][1], DAY, now=now)
     return path, monitor
 
 

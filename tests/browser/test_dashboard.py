@@ -8,6 +8,7 @@ screenshot (see conftest.py for where).
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +28,11 @@ RESOLVED = {
     ("null_share_top_features", "merchant_risk", "all"),
     ("drift_digest", "session_jitter", "all"),
 }
+
+
+def _day(text: str) -> datetime:
+    """The moment a cell starts with (``2026-10-29 00:10`` or ``2026-10-20``)."""
+    return datetime.fromisoformat(text.split(" to ")[0].strip())
 
 
 def sign_in(page: Any, site: Any, path: str = "/dashboard") -> None:
@@ -129,6 +135,27 @@ def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> 
     incidents = tab.locator("#incidents tbody tr td:first-child").all_inner_texts()
     assert {rule for rule, _, _ in OPEN | RESOLVED} <= set(incidents)
     assert "delivered" in tab.locator("#incidents").inner_text()
+    # Each incident says when it was raised and what its evidence is, newest raised first.
+    headers = tab.locator("#incidents thead th").all_inner_texts()
+    assert "opened" not in headers
+    raised_at = headers.index("raised") + 1
+    raised = tab.locator(f"#incidents tbody tr td:nth-child({raised_at})").all_inner_texts()
+    assert raised == sorted(raised, reverse=True)
+    evidence_at = headers.index("evidence window") + 1
+    rows = tab.locator("#incidents tbody tr")
+    found = {
+        (r.locator("td").first.inner_text(), r.locator("td:nth-child(4)").inner_text()): (
+            r.locator(f"td:nth-child({raised_at})").inner_text(),
+            r.locator(f"td:nth-child({evidence_at})").inner_text(),
+        )
+        for r in rows.all()
+    }
+    # The new users' realized decay could only be raised once their labels landed, a week
+    # after its evidence began, and after the estimate had seen it.
+    realized = found["segment_performance", "auc [user_type=new]"]
+    estimated = found["segment_estimated_performance", "estimated_auc [user_type=new]"]
+    assert realized[0] > estimated[0]
+    assert _day(realized[0]) - _day(realized[1]) > timedelta(days=7)
     page.shot("02-model")
 
     # A feature: its metrics over time and its histogram against the reference's.
@@ -158,6 +185,17 @@ def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> 
     for heading in ("What this means", "What to check", "Who owns the fix"):
         assert heading in runbook
     assert "Realized auc fell by more than 0.05" in runbook
+    facts = dict(
+        zip(
+            tab.locator("dl.facts dt").all_inner_texts(),
+            tab.locator("dl.facts dd").all_inner_texts(),
+            strict=True,
+        )
+    )
+    key = tab.locator("dl.facts code").inner_text()
+    [stored] = [i for i in site.incidents if i["dedup_key"] == key]
+    assert facts["raised"] == f"{stored['detected_at']:%Y-%m-%d %H:%M}"
+    assert facts["evidence window"].startswith(f"{stored['evidence_start']:%Y-%m-%d} to ")
     assert tab.locator("svg.chart rect.shade").count() == 1
     deliveries = tab.locator("table").last.inner_text()
     assert "firing" in deliveries and "delivered" in deliveries

@@ -143,6 +143,27 @@ def test_only_the_new_users_decay_opens_performance_incidents(stored: Stored) ->
     assert all(i.is_open for i in decay)
 
 
+def test_each_incident_is_raised_on_the_demos_clock_once_its_evidence_was_in(
+    stored: Stored,
+) -> None:
+    """Raised (detected_at) by the scheduler's simulated clock, once the window that opened it
+    had closed; the new users' realized decay only once that window's labels landed, a week
+    on, after the proxy and the estimate had raised theirs, though its evidence is older."""
+    end = dt.datetime.combine(DAY[30], dt.time()) + ONE_DAY
+    for i in stored.incidents:
+        assert i.detected_at is not None, i.rule
+        assert i.opened_at + ONE_DAY <= i.detected_at <= end + ONE_DAY, i.rule
+    by_rule = {i.rule: i for i in stored.incidents if i.segment == "user_type=new"}
+    realized = by_rule["segment_performance"]
+    estimated = by_rule["segment_estimated_performance"]
+    proxy = by_rule["manual_review_jump"]
+    assert realized.detected_at is not None and estimated.detected_at is not None
+    assert proxy.detected_at is not None
+    assert realized.detected_at >= realized.opened_at + ONE_DAY + LAG
+    assert proxy.detected_at < estimated.detected_at < realized.detected_at
+    assert realized.evidence_start < estimated.evidence_start
+
+
 def test_pages_go_to_oncall_and_the_benign_spike_only_to_the_digest(
     stored: Stored, monitor: Monitor
 ) -> None:

@@ -625,6 +625,8 @@ def incident(model: str, rule: str, day: int, namespace: str = "production") -> 
         "threshold": 0.25,
         "reopened": day % 3,
         "updated_at": T0 + 30 * DAY,
+        # Raised after its evidence (labels landing late), or not recorded (before migration 9).
+        "detected_at": None if day == 9 else start + 9 * DAY + timedelta(minutes=10),
     }
 
 

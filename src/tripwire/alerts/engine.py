@@ -13,7 +13,7 @@ segments takes milliseconds per rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -39,7 +39,16 @@ _OPTIONAL = ("status", "ci_low", "ci_high")
 
 @dataclass(frozen=True)
 class Incident:
-    """An incident derived from history (resolved_at is None while it is open)."""
+    """An incident derived from history (resolved_at is None while it is open).
+
+    Its times but one are window starts, the evidence: ``evidence_start`` the first window of
+    the breach streak, ``opened_at`` the window in which the streak met the rule's persistence,
+    ``last_breach_at`` the latest breaching window, ``resolved_at`` the window that resolved it.
+    ``detected_at`` is when the monitoring job first derived it (its clock's now, as it saved
+    it): when tripwire knew it, which for a realized-performance rule is when the labels landed,
+    long after the evidence. It is None for an incident the job has not saved (a backtest's)
+    or saved before the store kept it, and plays no part in comparing incidents.
+    """
 
     dedup_key: str
     model: str
@@ -56,6 +65,7 @@ class Incident:
     value: float | None
     threshold: float | None
     reopened: int
+    detected_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_open(self) -> bool:

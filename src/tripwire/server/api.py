@@ -44,6 +44,7 @@ from tripwire.server.reader import (
     StoreReader,
     as_utc,
     naive,
+    raised_order,
 )
 from tripwire.store import Store
 
@@ -117,10 +118,21 @@ class IncidentBrief(BaseModel):
     severity: str
     route: str
     state: Literal["open", "resolved"]
+    detected_at: datetime | None = Field(
+        description="When tripwire raised it: the monitoring job's clock when it first found "
+        "the incident, which for a realized-performance rule is when the labels landed, days "
+        "after its evidence. Null for an incident not saved by the job (a backtest's) or saved "
+        "before the store kept this."
+    )
     evidence_start: datetime = Field(description="First window of the breach streak.")
-    opened_at: datetime
-    last_breach_at: datetime
-    resolved_at: datetime | None
+    opened_at: datetime = Field(
+        description="Start of the window in which the breach streak met the rule's persistence "
+        "(the evidence, not when it was raised: see detected_at)."
+    )
+    last_breach_at: datetime = Field(description="Start of the latest breaching window.")
+    resolved_at: datetime | None = Field(
+        description="Start of the window that resolved it; null while it is open."
+    )
     value: float | None
     threshold: float | None
     reopened: int
@@ -513,14 +525,14 @@ def _read_routes(api: APIRouter, reader: StoreReader) -> None:
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[IncidentBrief]:
-        """Incidents of every model, newest first (open ones by default)."""
+        """Incidents of every model, newest raised first (open ones by default)."""
         with answers():
             found = [
                 i
                 for name in sorted(reader.configs)
                 for i in _incidents(reader, name, state, severity)
             ]
-            found.sort(key=lambda i: i.opened_at, reverse=True)
+            found.sort(key=raised_order, reverse=True)
             return Page[IncidentBrief](
                 total=len(found),
                 limit=limit,
@@ -536,7 +548,7 @@ def _read_routes(api: APIRouter, reader: StoreReader) -> None:
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[IncidentDetail]:
-        """The model's incidents, newest first, with runbooks and deliveries."""
+        """The model's incidents, newest raised first, with runbooks and deliveries."""
         with answers():
             found = _incidents(reader, model, state, severity)
             chosen = found[offset : offset + limit]

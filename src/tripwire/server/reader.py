@@ -40,6 +40,7 @@ __all__ = [
     "UnknownModelError",
     "as_utc",
     "naive",
+    "raised_order",
 ]
 
 _log = logging.getLogger(__name__)
@@ -101,6 +102,13 @@ class LayerSnapshot:
     state: State
     window_start: datetime | None
     flagged: list[MetricRow]  # rows at alert, error or watch, worst first
+
+
+def raised_order(incident: Incident) -> tuple[datetime, datetime, str]:
+    """A key ordering incidents by when they were raised (``detected_at``; for one saved
+    before the store kept it, the window in which it opened), then by their evidence."""
+    raised = incident.detected_at or incident.opened_at
+    return (raised, incident.opened_at, incident.rule)
 
 
 def incident_of(row: Mapping[str, object]) -> Incident:
@@ -297,11 +305,12 @@ class StoreReader:
     # -- incidents, deliveries, calibrations ----------------------------------------------
 
     def incidents(self, model: str) -> list[Incident]:
-        """The incidents the job saved for ``model``, newest first."""
+        """The incidents the job saved for ``model``, newest raised first (see
+        :func:`raised_order`)."""
         self.config(model)
         table = self.read(lambda s: s.incidents(model))
         found = [incident_of(row) for row in table.to_pylist()]
-        return sorted(found, key=lambda i: (i.opened_at, i.rule), reverse=True)
+        return sorted(found, key=raised_order, reverse=True)
 
     def incident(self, model: str, key: str) -> Incident | None:
         return next((i for i in self.incidents(model) if i.dedup_key == key), None)

@@ -132,6 +132,8 @@ TABLES: dict[str, pa.Schema] = {
         ("threshold", _F, True),
         ("reopened", pa.int32(), False),
         ("updated_at", TIMESTAMP, False),
+        # When the job first derived the incident (its clock's now); null where not recorded.
+        ("detected_at", TIMESTAMP, True),
     ),
     "calibrations": _table(
         ("model", _S, False),

@@ -256,6 +256,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, stream, group_id)
     );
     """,
+    # 9: when the job first derived each incident (its clock's now); NULL for those before.
+    """
+    ALTER TABLE incidents ADD COLUMN detected_at TIMESTAMP;
+    """,
 )
 
 # Any fixed number, the same in every tripwire process: it serialises concurrent migrations.

@@ -204,4 +204,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, stream, group_id)
     );
     """,
+    # 9: when the job first derived each incident (its clock's now), beside its evidence
+    # windows: a realized-performance incident is raised when the labels land, days after the
+    # windows it is about. NULL for the incidents saved before.
+    """
+    ALTER TABLE incidents ADD COLUMN detected_at TIMESTAMP;
+    """,
 )

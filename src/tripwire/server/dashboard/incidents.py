@@ -22,7 +22,7 @@ from tripwire.server.dashboard.html import (
 from tripwire.server.dashboard.series import grid
 from tripwire.server.reader import StoreReader
 
-__all__ = ["incident_page", "incidents_table", "what"]
+__all__ = ["RAISED_NOTE", "incident_page", "incidents_table", "raised", "what"]
 
 CONTEXT_WINDOWS = 14
 """Windows shown before an incident's evidence window on its page."""
@@ -73,13 +73,28 @@ def _evidence(reader: StoreReader, incident: Incident) -> str:
     return f"{esc(when(incident.evidence_start))} to {esc(when(incident.last_breach_at + length))}"
 
 
+def raised(incident: Incident) -> str:
+    """When tripwire raised the incident (the job's clock as it first found it), escaped."""
+    if incident.detected_at is None:
+        return '<span class="muted" title="saved before the store kept it">not recorded</span>'
+    return esc(when(incident.detected_at, with_time=True))
+
+
+RAISED_NOTE = (
+    '<p class="muted small">Raised: when the monitoring job found the incident. Evidence: '
+    "the windows whose rows breached, from the first to the end of the latest. A rule on "
+    "realized performance is raised when the labels land, after its evidence.</p>"
+)
+
+
 def incidents_table(
     reader: StoreReader,
     model: str,
     incidents: Sequence[Incident],
     deliveries: Mapping[str, list[OutboxRow]],
 ) -> str:
-    """Every incident with its runbook (folded), evidence window and delivery status."""
+    """Every incident with when it was raised, its evidence window, its runbook (folded) and
+    delivery status, in the order given (the reader's: newest raised first)."""
     if not incidents:
         return '<p class="muted">No incidents.</p>'
     rows = []
@@ -93,28 +108,31 @@ def incidents_table(
                 badge(i.severity),
                 _state(i),
                 what(i),
+                raised(i),
                 _evidence(reader, i),
-                esc(when(i.opened_at)),
                 esc(when(i.resolved_at)),
                 esc(reader.owner(model, i) or "—"),
                 deliveries_summary(deliveries.get(i.dedup_key, [])),
                 f"<details><summary>{summary}</summary>{runbook_html(runbook)}</details>",
             ]
         )
-    return table(
-        [
-            "rule",
-            "severity",
-            "state",
-            "what",
-            "evidence window",
-            "opened",
-            "resolved",
-            "owner",
-            "deliveries",
-            "runbook",
-        ],
-        rows,
+    return (
+        table(
+            [
+                "rule",
+                "severity",
+                "state",
+                "what",
+                "raised",
+                "evidence window",
+                "resolved",
+                "owner",
+                "deliveries",
+                "runbook",
+            ],
+            rows,
+        )
+        + RAISED_NOTE
     )
 
 
@@ -194,10 +212,11 @@ def incident_page(reader: StoreReader, incident: Incident, *, signed_in: bool) -
         ("metric", esc(incident.metric)),
         ("feature", feature),
         ("segment", esc(incident.segment)),
+        ("raised", raised(incident)),
         ("evidence window", _evidence(reader, incident)),
-        ("opened", esc(when(incident.opened_at))),
-        ("last breach", esc(when(incident.last_breach_at))),
-        ("resolved", esc(when(incident.resolved_at))),
+        ("opened in the window of", esc(when(incident.opened_at))),
+        ("last breach in the window of", esc(when(incident.last_breach_at))),
+        ("resolved in the window of", esc(when(incident.resolved_at))),
         ("value", esc(number(incident.value))),
         ("level", esc(number(incident.threshold))),
         ("route", esc(incident.route)),
@@ -211,7 +230,9 @@ def incident_page(reader: StoreReader, incident: Incident, *, signed_in: bool) -
         f"<h1>{esc(incident.rule)} {badge(incident.severity)} {_state(incident)}</h1>"
         '<dl class="facts">'
         + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-        + "</dl><h2>Runbook</h2>"
+        + "</dl>"
+        + RAISED_NOTE
+        + "<h2>Runbook</h2>"
         + runbook_html(runbook)
         + "<h2>Evidence</h2>"
         + _chart(reader, incident)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from tripwire.layers.rows import MetricRow
 from tripwire.report.summary import headline
 from tripwire.server.dashboard.html import badge, esc, href, incident_href, page, table, when
-from tripwire.server.dashboard.incidents import what
-from tripwire.server.reader import LayerSnapshot, StoreReader
+from tripwire.server.dashboard.incidents import RAISED_NOTE, raised, what
+from tripwire.server.reader import LayerSnapshot, StoreReader, raised_order
 
 __all__ = ["layer_badges", "overview_page"]
 
@@ -61,12 +61,13 @@ def overview_page(reader: StoreReader, *, signed_in: bool) -> str:
             link = incident_href(name, i.dedup_key)
             open_rows.append(
                 (
-                    i.opened_at,
+                    raised_order(i),
                     [
                         f'<a href="{esc(href("models", name))}">{esc(name)}</a>',
                         f'<a href="{esc(link)}">{esc(i.rule)}</a>',
                         badge(i.severity),
                         what(i),
+                        raised(i),
                         esc(when(i.evidence_start)),
                         esc(reader.owner(name, i) or "—"),
                         esc(i.route),
@@ -76,9 +77,10 @@ def overview_page(reader: StoreReader, *, signed_in: bool) -> str:
     open_rows.sort(key=lambda r: r[0], reverse=True)
     incidents_html = (
         table(
-            ["model", "incident", "severity", "what", "since", "owner", "route"],
+            ["model", "incident", "severity", "what", "raised", "evidence from", "owner", "route"],
             [cells for _, cells in open_rows],
         )
+        + RAISED_NOTE
         if open_rows
         else '<p class="muted">No open incidents.</p>'
     )
