@@ -20,15 +20,16 @@ __all__ = ["DuckDBStore", "PostgresStore", "Store", "open_store"]
 
 def __getattr__(name: str) -> object:
     # PostgresStore is imported on first use, so that tripwire without the postgres extra
-    # (no psycopg) still imports, and DuckDB users never load the driver.
+    # (no psycopg, no ADBC) still imports, and DuckDB users never load the driver.
     if name == "PostgresStore":
         try:
             from tripwire.store.postgres_store import PostgresStore
         except ModuleNotFoundError as exc:
-            if exc.name != "psycopg":
+            if exc.name not in ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"):
                 raise
             raise ImportError(
-                "PostgresStore needs psycopg 3: pip install 'tripwire[postgres]'"
+                f"PostgresStore needs {exc.name} (psycopg 3 and ADBC's PostgreSQL driver): "
+                "pip install 'tripwire[postgres]'"
             ) from exc
         return PostgresStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
