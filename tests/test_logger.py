@@ -22,7 +22,13 @@ import pytest
 from tripwire import Logger
 from tripwire.config import parse_config
 from tripwire.events import validate_events
-from tripwire.logger import FileTransport, HttpTransport, LoggerStats, TransportError
+from tripwire.logger import (
+    CLOSED_SUFFIX,
+    FileTransport,
+    HttpTransport,
+    LoggerStats,
+    TransportError,
+)
 
 CONFIG = parse_config(
     """
@@ -171,6 +177,31 @@ def test_file_transport_writes_valid_events_exactly_once(tmp_path: Path) -> None
     assert logger.stats == LoggerStats(
         sent=len(ids), dropped=0, invalid=0, failed=0, rejected=0, queued=0
     )
+
+
+def test_file_transport_marks_its_last_file_closed_and_never_shares_a_start(
+    tmp_path: Path,
+) -> None:
+    first = FileTransport(tmp_path, max_bytes=100)
+    second = FileTransport(tmp_path, max_bytes=100)
+    second._start = first._start  # made in the same microsecond
+    event = {"event_id": "e", "pad": "x" * 60}  # one line fills a file
+    first.send([event])
+    second.send([event])  # its first name is taken: a later start, not first's next number
+    first.send([event])  # rotates: first's own next number
+    names = sorted(p.name for p in tmp_path.iterdir())
+    start = first._start
+    assert names[:2] == [f"events-{start}-000000.ndjson", f"events-{start}-000001.ndjson"]
+    [later] = names[2:]
+    assert later.startswith("events-") and later.endswith("-000000.ndjson") and later > names[1]
+    assert second._start > start
+    first.close()
+    second.close()
+    # Each writer's last file gets a marker once closed, its earlier ones none (their next
+    # file says they are finished).
+    markers = sorted(p.name for p in tmp_path.glob(f"*{CLOSED_SUFFIX}"))
+    assert markers == sorted([names[1] + CLOSED_SUFFIX, later + CLOSED_SUFFIX])
+    first.close()  # again: nothing more
 
 
 def test_a_mapping_changed_after_log_is_logged_as_it_was(tmp_path: Path) -> None:

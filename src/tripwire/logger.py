@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "CLOSED_SUFFIX",
     "DROPPED_HEADER",
     "LOGGER_ID_HEADER",
     "FileTransport",
@@ -664,11 +665,18 @@ def _number(name: str, value: object) -> float | None:
 
 class FileTransport:
     """Append events as NDJSON (one event per line, as the collector accepts them) to files
-    ``events-<start>-<n>.ndjson`` in ``directory``. ``<start>`` is when the transport was
-    made (UTC, to the microsecond) and ``<n>`` counts from 000000, so the names sort in
-    write order; a file is never shared with another writer. A new file is started before one
-    would pass ``max_bytes``; each file is flushed after every batch and fsynced when it is
-    rotated and on close."""
+    ``events-<start>-<n>.ndjson`` in ``directory``. ``<start>`` is when the transport was made
+    (UTC, to the microsecond) and ``<n>`` counts from 000000, so the names sort
+    in write order; a file is never shared with another writer (a transport that finds its first
+    name taken, made in the same microsecond as another, takes a later ``<start>``). A new file
+    is started before one would pass ``max_bytes``; each file is flushed after every batch and
+    fsynced when it is rotated and on close.
+
+    A file is finished, never to be written again, once the same writer's next file exists
+    (``<n>`` + 1: the transport fsyncs and closes a file before it opens the next), and its last
+    file once ``close`` has left an empty marker beside it, ``events-<start>-<n>.ndjson.closed``
+    (:data:`CLOSED_SUFFIX`). ``tripwire consume files`` goes by these rules to tell the files
+    it may delete from the one a logger is still writing."""
 
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int = 64 * MiB) -> None:
         if max_bytes < 1:
@@ -676,9 +684,10 @@ class FileTransport:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)  # fail at startup, not per batch
         self.max_bytes = max_bytes
-        self._start = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        self._start = _file_stamp()
         self._n = 0
         self._file: Any = None
+        self._path: Path | None = None
         self._size = 0
 
     def send(self, batch: list[dict[str, Any]]) -> None:
@@ -694,28 +703,55 @@ class FileTransport:
             self._file.flush()
 
     def close(self) -> None:
+        path = self._path
         self._rotate()
+        if path is not None:
+            # After the fsync: a marker seen means the file is complete. A marker lost in a
+            # crash only leaves the file unfinished to its readers, never the reverse.
+            path.with_name(path.name + CLOSED_SUFFIX).touch()
 
     def _open(self) -> None:
         while True:
             path = self.directory / f"events-{self._start}-{self._n:06d}.ndjson"
-            self._n += 1
             try:
                 self._file = open(path, "xb")  # noqa: SIM115 - kept open across batches
             except FileExistsError:
+                if self._n == 0:
+                    # Another writer's start: take a later one, so that no two writers ever
+                    # number files under one start (readers take a writer's next file to
+                    # mean the previous one is finished).
+                    self._start = _file_stamp(after=self._start)
+                else:
+                    self._n += 1
                 continue
+            self._n += 1
+            self._path = path
             self._size = 0
             return
 
     def _rotate(self) -> None:
         if self._file is None:
             return
-        file, self._file = self._file, None
+        file, self._file, self._path = self._file, None, None
         try:
             file.flush()
             os.fsync(file.fileno())
         finally:
             file.close()
+
+
+CLOSED_SUFFIX = ".closed"
+"""The marker :meth:`FileTransport.close` leaves beside its last file (``<file>.closed``, empty):
+the file is complete. Touch one by hand for the last file of a writer that died."""
+
+
+def _file_stamp(after: str = "") -> str:
+    """Now, as :class:`FileTransport` names files by it; later than ``after``."""
+    while True:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        if stamp > after:
+            return stamp
+        time.sleep(1e-6)
 
 
 class HttpTransport:
