@@ -1,4 +1,5 @@
-"""``tripwire consume``: read prediction events from message brokers into the store."""
+"""``tripwire consume``: read prediction events from message brokers or spool files into the
+store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import socket
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,13 +18,16 @@ from tripwire.commands.common import err, open_store, store_option
 from tripwire.commands.serve import _configs
 from tripwire.errors import TripwireError
 
+if TYPE_CHECKING:
+    from tripwire.ingest.file_consumer import OnFinished
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 
 
 @click.group()
 def consume() -> None:
-    """Consume prediction events from a message broker into the store."""
+    """Consume prediction events from a message broker or spool files into the store."""
 
 
 @consume.command("redis")
@@ -262,6 +266,129 @@ def kafka_command(
             f"stopped: {s.messages:,} messages: {s.stored:,} events stored, "
             f"{s.duplicates:,} already stored, {s.quarantined:,} quarantined"
         )
+    finally:
+        store.close()
+
+
+@consume.command("files")
+@click.option(
+    "--directory",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The spool directory a Logger's FileTransport writes to.",
+)
+@click.option(
+    "--config",
+    "config_paths",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A model's tripwire.yaml; repeat for each model whose events the files hold.",
+)
+@store_option
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep watching for new lines and files until SIGTERM or Ctrl-C (default: store what "
+    "is there, then exit, as from cron).",
+)
+@click.option(
+    "--poll-interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds between looks for new lines with --follow.",
+)
+@click.option(
+    "--on-finished",
+    type=click.Choice(["keep", "delete", "move"]),
+    default="keep",
+    show_default=True,
+    help="What to do with a file once it is finished (see above) and all of it is stored: keep "
+    "it, delete it, or move it to the directory's done/ folder.",
+)
+@click.option(
+    "--pattern",
+    default="*.ndjson",
+    show_default=True,
+    help="Which files of the directory to read (a shell pattern on the name).",
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Lines stored in one transaction and recorded together.",
+)
+def files_command(
+    directory: Path,
+    config_paths: tuple[Path, ...],
+    store_path: str | None,
+    follow: bool,
+    poll_interval: float,
+    on_finished: OnFinished,
+    pattern: str,
+    batch_size: int,
+) -> None:
+    """Load the NDJSON files a Logger's FileTransport writes (events-<start>-<n>.ndjson, one
+    event per line) into the store.
+
+    Files are read in name order, each up to its last complete line: the line a logger is
+    still writing waits until it ends. Each file's position is recorded, in the directory's
+    .tripwire-consume.json, only after its batch is committed to the store, so a crash loses
+    nothing: the batch is read again and events already stored are not stored twice. Lines
+    that are not JSON or not valid events are quarantined, named by file and line. One
+    consumer per directory (it holds .tripwire-consume.lock) and one per DuckDB store.
+
+    A file is finished once the same writer's next file exists (events-<start>-<n+1>) or a
+    marker <file>.closed does (the Logger leaves one on close; touch it by hand for the last
+    file of a process that died). --on-finished delete or move removes only finished files,
+    never one still being written. Every few seconds it records the lines not stored yet and
+    the events stored in the store, for the /metrics of a tripwire serve on the same store.
+
+    \b
+    Example (from cron, every minute):
+      tripwire consume files --directory /var/spool/tripwire --config fraud.yaml \\
+                             --store tripwire.duckdb --on-finished delete
+    Or as a service:
+      tripwire consume files --directory /var/spool/tripwire --config fraud.yaml --follow
+    """
+    from tripwire.ingest.file_consumer import DONE_DIR, STATE_NAME, FileConsumer
+    from tripwire.server.collector import Collector
+
+    configs = _configs(config_paths)
+    # Warnings (quarantined lines, unreadable files) and errors (a failed poll) go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    store = open_store(next(iter(configs.values())), store_path)
+    stop = threading.Event()
+
+    try:
+        collector = Collector(configs, store)
+        with FileConsumer(
+            directory, collector, batch_size=batch_size, pattern=pattern, on_finished=on_finished
+        ) as consumer:
+            _stop_on_signals(stop)
+            waiting = consumer.lag()
+            err.print(
+                f"consuming {consumer.directory} ({waiting:,} lines to store"
+                f"{', following' if follow else ''}) for {', '.join(sorted(configs))} "
+                f"into {store.where}"
+            )
+            try:
+                consumer.run(stop, follow=follow, poll_interval=poll_interval)
+            except Exception as exc:
+                raise TripwireError(
+                    f"{consumer.directory}: storing a batch failed: {exc} (the files' positions "
+                    f"up to the last stored batch are kept in {STATE_NAME}; run again to go on)"
+                ) from exc
+            s = consumer.stats
+            moved = "deleted" if on_finished == "delete" else f"moved to {DONE_DIR}/"
+            done = f", {s.files_done:,} finished files {moved}" if s.files_done else ""
+            err.print(
+                f"{'stopped' if follow else 'done'}: {s.lines:,} lines: {s.stored:,} events "
+                f"stored, {s.duplicates:,} already stored, {s.quarantined:,} quarantined{done}; "
+                f"{s.lag if s.lag is not None else 'unknown'} lines left to store"
+            )
     finally:
         store.close()
 
