@@ -52,11 +52,12 @@ Redis or files report nothing here: their drops are in the logger's own
 ``tripwire_logger_events_dropped_total`` (:meth:`tripwire.Logger.prometheus_text`), for the
 serving process to expose.
 
-The consumers of ``tripwire consume kafka|redis`` run as processes of their own; each records
-its consumer group's state in the store (its ``consumers`` table) after its batches, every few
-seconds while idle, and as it stops, and the scrape reads it, labelled :data:`CONSUMER_LABELS`
-(``source``: ``kafka`` or ``redis``; ``stream``: the topic or stream key; ``group``): one
-series per consumer group, however many consumers it has.
+The consumers of ``tripwire consume kafka|redis|files`` run as processes of their own; each
+records its consumer group's state in the store (its ``consumers`` table) after its batches,
+every few seconds while idle, and as it stops, and the scrape reads it, labelled
+:data:`CONSUMER_LABELS` (``source``: ``kafka``, ``redis`` or ``file``; ``stream``: the topic,
+stream key or spool directory; ``group``, a file consumer's host): one series per consumer
+group, however many consumers it has.
 
 ================================================  =============================================
 ``tripwire_consumer_lag_events``                  events in the stream the group has not stored
@@ -129,8 +130,8 @@ SEVERITIES = ("page", "ticket", "digest")
 VARIANTS = ("", "reference", "calibrated_threshold")
 """The gauges of one metric: its value, the reference's value, its calibrated threshold."""
 CONSUMER_LABELS = ("source", "stream", "group")
-"""The labels of the queue consumers' series: ``kafka`` or ``redis``, the topic or stream, and
-the consumer group."""
+"""The labels of the queue consumers' series: ``kafka``, ``redis`` or ``file``, the topic, stream
+or spool directory, and the consumer group (a file consumer's host)."""
 LOCK_WAIT = 2.0
 """Seconds a scrape waits for the store while a job holds it, before it serves the last
 snapshot (a scrape must answer within Prometheus's scrape timeout, 10 s by default)."""
