@@ -9,6 +9,7 @@ Usage::
     python benchmarks/consumers.py kafka                      # 200,000 events, batches of 1,000
     python benchmarks/consumers.py kafka --bootstrap 127.0.0.1:9092  # a running cluster
     python benchmarks/consumers.py kafka --store postgres --postgres 'host=db user=bench'
+    python benchmarks/consumers.py files                      # spool files, batches of 1,000
 
 Each broker is a subcommand; ``--store`` picks the store the consumer writes to: ``duckdb`` (a
 fresh file in a temporary directory; the default), ``postgres`` (a fresh schema in a throwaway
@@ -37,6 +38,10 @@ For ``kafka``:
 * one ``KafkaConsumer`` in this process, with a ``Collector`` over the fresh store, polls
   until each round is stored and its offsets committed. Wall time is the sum of the rounds'
   consuming times, after the first batch (joining the group, ~3 s, is not counted).
+
+For ``files``: ``--events`` demo events are written to spool files in a temporary directory
+through ``FileTransport`` (64 MB files, as a Logger writes them; not timed), and one
+``FileConsumer`` (what ``tripwire consume files`` runs) stores them until no line is left.
 
 Reported: events/s stored (read back from the store over the wall time), the share of the time
 spent inside ``Collector.ingest_events`` (validation and the store's transaction) against the rest
@@ -436,6 +441,78 @@ def format_kafka_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- files
+
+
+def run_files(n_events: int, batch: int, target: Target = DUCKDB) -> dict[str, Any]:
+    from tripwire.ingest.file_consumer import FileConsumer
+    from tripwire.logger import FileTransport
+
+    config = parse_config(scenario.CONFIG_YAML)
+    events = make_events(n_events)
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Path(tmp) / "spool"
+        transport = FileTransport(spool)
+        for start in range(0, n_events, PRODUCE_BATCH):
+            transport.send(events[start : start + PRODUCE_BATCH])
+        transport.close()
+        del events
+        spool_mb = sum(p.stat().st_size for p in spool.glob("*.ndjson")) / 1024 / 1024
+        with fresh_store(target, Path(tmp)) as store:
+            collector = TimedCollector({config.name: config}, store)
+            with FileConsumer(spool, collector, batch_size=batch) as consumer:
+                load_before = load_average()
+                server_cpu = store_cpu(store)
+                wall, cpu = time.perf_counter(), time.process_time()
+                while consumer.poll_once():
+                    pass
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                server_cpu = _spent(server_cpu, store_cpu(store))
+                load_after = load_average()
+                left = consumer.lag()
+            stored = stored_events(store)
+            store_name = describe(store, target)
+    return {
+        "broker": "files",
+        "store_kind": target.kind,
+        "store": store_name,
+        "events": n_events,
+        "batch": batch,
+        "seconds": wall,
+        "stored": stored,
+        "left": left,
+        "stored_per_s": stored / wall,
+        "cpu_seconds": cpu,
+        "cpu_us_per_event": cpu / n_events * 1e6,
+        "store_cpu_seconds": server_cpu,
+        "ingest_share": collector.seconds / wall,
+        "spool_mb": spool_mb,
+        "machine": machine(["pydantic"]),
+        "load_average": {"before": load_before, "after": load_after},
+    }
+
+
+def format_files_report(r: dict[str, Any]) -> str:
+    lines = [
+        f"tripwire consumer benchmark (files): {r['events']:,} events in spool files written "
+        f"ahead ({r['spool_mb']:.1f} MB of NDJSON), batches of {r['batch']:,}, one consumer, "
+        f"{STORE_NAMES[r['store_kind']]} store",
+        "",
+        f"wall time           {r['seconds']:.2f} s",
+        f"stored (read back)  {r['stored']:,} ({r['left']:,} lines left)",
+        f"throughput          {r['stored_per_s']:,.0f} events/s stored",
+        f"CPU time            {r['cpu_seconds']:.2f} s, {r['cpu_us_per_event']:.1f} us/event "
+        "(this process, all threads)",
+        *_store_cpu_line(r, r["events"]),
+        f"in the collector    {r['ingest_share']:.0%} of the wall time (validation + the store's "
+        "transaction); the rest: reading lines, JSON decoding, the state file's fsyncs",
+        "",
+        f"store               {r['store']}",
+        *machine_lines(r["machine"], r["load_average"]),
+    ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -472,7 +549,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     kafka_parser.add_argument(
         "--bootstrap", help="a running cluster to use (default: start a mock cluster)"
     )
-    for broker, unit in ((redis_parser, "entries"), (kafka_parser, "messages")):
+    files_parser = brokers.add_parser("files", help="spool files through FileConsumer")
+    for broker, unit in (
+        (redis_parser, "entries"),
+        (kafka_parser, "messages"),
+        (files_parser, "lines"),
+    ):
         broker.add_argument("--events", type=int, default=200_000, help="events to consume")
         broker.add_argument("--batch", type=int, default=1_000, help=f"{unit} per batch")
         broker.add_argument(
@@ -500,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_redis(args.events, args.batch, args.redis_url, target)
                 result["left"] = result["pending_after"]
                 text = format_report(result)
+            elif args.broker == "files":
+                result = run_files(args.events, args.batch, target)
+                text = format_files_report(result)
             else:
                 result = run_kafka(args.events, args.batch, args.bootstrap, target)
                 result["left"] = result["uncommitted_after"]

@@ -462,3 +462,23 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
         quarantined = store.quarantined(UNKNOWN_MODEL)["source"].to_pylist()
         assert sorted(quarantined) == [f"file {hand}:{line}" for line in (1, 2, 3)]
     print(f"{ahead} of {kills} kills left a stored batch unrecorded (read again)")
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_consumer_benchmark_runs_files_and_reports_every_figure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "consumers.py"
+    spec = importlib.util.spec_from_file_location("tripwire_benchmark_consumers", path)
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    assert benchmark.main(["files", "--events", "1500", "--batch", "400"]) == 0
+    out = capsys.readouterr().out
+    for label in ("events/s stored", "1,500 (0 lines left)", "machine", "spool files"):
+        assert label in out, label
+    assert benchmark.main(["files", "--events", "1500", "--batch", "400", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["stored"] == 1500 and result["stored_per_s"] > 0 and result["left"] == 0
