@@ -14,6 +14,7 @@ other brokers' tests in this directory stay apart.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import subprocess
 import sys
@@ -21,13 +22,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-
-from tripwire.config import ModelConfig, parse_config
-from tripwire.demo import scenario
-from tripwire.events import table_to_events
 
 HELPER = Path(__file__).with_name("mock_kafka_cluster.py")
 BROKERS = 3
@@ -97,15 +95,21 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
             process.stdout.close()
 
 
-@pytest.fixture(scope="session")
-def config() -> ModelConfig:
-    return parse_config(scenario.CONFIG_YAML)
+def _load_shared() -> ModuleType:
+    # By path, as the tests load this module: test directories are not on sys.path.
+    name = "tripwire_tests_ingest_shared"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shared.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
-def demo_events(config: ModelConfig, n: int) -> list[dict[str, Any]]:
-    """``n`` events of the demo's first day, as a serving process would send them."""
-    day = scenario.generate(days=1, rows_per_day=n, reference_rows=1).days[0][1]
-    events = table_to_events(config, day)
-    for event in events:
-        event["timestamp"] = event["timestamp"].isoformat()
-    return events
+_shared = _load_shared()
+# What the ingest tests share (tests/ingest/shared.py), for the tests that load this module.
+config = _shared.config
+demo_events = _shared.demo_events
+stored = _shared.stored
+wait_for = _shared.wait_for

@@ -1,19 +1,17 @@
 """What the ingest tests share, whichever source they consume: the demo's model and its events,
 the count of stored events, and waiting on a consumer process.
 
-Imported by path (the suite runs with ``--import-mode=importlib``, so test directories are not
-on ``sys.path``): ``load_beside(__file__, "shared.py")``.
+Loaded by path, as ``tripwire_tests_ingest_shared`` (the suite runs with
+``--import-mode=importlib``, so test directories are not on ``sys.path``): by ``test_files.py``,
+and by the Redis and Kafka fixtures, which hand these on to their tests.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,18 +21,6 @@ from tripwire.demo import scenario
 from tripwire.events import table_to_events
 
 WAIT_S = 60  # the most a wait may take before the test fails (never reached when fine)
-
-
-def load_beside(test_file: str, name: str) -> ModuleType:
-    """The module ``name`` (a file in the same directory as ``test_file``), loaded once."""
-    key = f"tripwire_tests_ingest_{Path(name).stem}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(test_file).with_name(name))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module  # dataclasses look their module up by name
-        spec.loader.exec_module(module)
-    return sys.modules[key]
 
 
 @pytest.fixture(scope="session")

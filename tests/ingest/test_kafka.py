@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -52,6 +52,8 @@ _fixtures = _load_fixtures()
 kafka_cluster = _fixtures.kafka_cluster
 config = _fixtures.config
 demo_events = _fixtures.demo_events
+_stored = _fixtures.stored
+_wait_for = _fixtures.wait_for
 CONSUMER_SETTINGS = _fixtures.CONSUMER_SETTINGS
 KafkaCluster = Any  # kafka_fixtures.KafkaCluster, loaded by path
 
@@ -97,13 +99,6 @@ def _drain(consumer: Any, n: int) -> int:
     for _ in range(3):
         consumer.poll_once()
     return int(consumer.stats.messages)
-
-
-def _stored(store: DuckDBStore) -> tuple[int, int]:
-    ((count, distinct),) = store.connection.execute(
-        "SELECT count(*), count(DISTINCT event_id) FROM events"
-    ).fetchall()
-    return int(count), int(distinct)
 
 
 def _produce(cluster: KafkaCluster, topic: str, events: list[dict[str, Any]]) -> None:
@@ -340,16 +335,6 @@ def _start(
     env = {**os.environ, "TRIPWIRE_KAFKA_BOOTSTRAP": cluster.bootstrap}
     with log.open("ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_for(
-    predicate: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
-) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        assert process.poll() is None, f"the consumer exited:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 @pytest.mark.slow

@@ -54,6 +54,8 @@ _fixtures = _load_fixtures()
 redis_server = _fixtures.redis_server
 config = _fixtures.config
 demo_events = _fixtures.demo_events
+_stored = _fixtures.stored
+_wait_for = _fixtures.wait_for
 RedisServer = Any  # redis_fixtures.RedisServer, loaded by path
 
 GROUP = "tripwire"
@@ -88,13 +90,6 @@ def _drain(consumer: RedisConsumer) -> int:
     while n := consumer.poll_once():
         total += n
     return total
-
-
-def _stored(store: DuckDBStore) -> tuple[int, int]:
-    ((count, distinct),) = store.connection.execute(
-        "SELECT count(*), count(DISTINCT event_id) FROM events"
-    ).fetchall()
-    return int(count), int(distinct)
 
 
 def _pending(server: RedisServer, stream: str) -> int:
@@ -363,14 +358,6 @@ def _start(
     env = {**os.environ, "TRIPWIRE_REDIS_URL": server.url}
     with log.open("ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_for(predicate: Any, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not predicate():
-        assert process.poll() is None, f"the consumer exited:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.mark.slow
