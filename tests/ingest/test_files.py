@@ -286,6 +286,29 @@ def test_the_lag_and_stored_events_are_recorded_in_the_store(
     assert len(store.quarantined(UNKNOWN_MODEL)) == 1
 
 
+def test_a_replaced_file_is_read_again_and_another_store_is_warned_of(
+    spool: Path, config: ModelConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = demo_events(config, 30)
+    path = spool / "e-000000.ndjson"
+    path.write_bytes(b"".join(_line(e) for e in events[:20]))
+    with (
+        DuckDBStore(tmp_path / "a.duckdb") as store,
+        _consumer(spool, _collector(config, store)) as c,
+    ):
+        assert _drain(c) == 20
+        # Replaced by a shorter file (not something FileTransport does): read from its start.
+        path.write_bytes(b"".join(_line(e) for e in events[20:]))
+        assert _drain(c) == 10
+        assert "shorter" in caplog.text and _stored(store) == (30, 30)
+    # The positions were recorded for store a: store b is told it will not get those lines.
+    with DuckDBStore(tmp_path / "b.duckdb") as other:
+        with _consumer(spool, _collector(config, other)) as c:
+            assert _drain(c) == 0
+        assert f"into {tmp_path / 'a.duckdb'}, not {tmp_path / 'b.duckdb'}" in caplog.text
+        assert json.loads((spool / STATE_NAME).read_text())["store"] == str(tmp_path / "b.duckdb")
+
+
 class _FailsOnce(Collector):
     """A collector whose store fails on the first batch (a full disk, say)."""
 
