@@ -62,6 +62,7 @@ import pyarrow.csv as pa_csv
 
 from tripwire.config import ModelConfig, parse_config
 from tripwire.demo import scenario
+from tripwire.events import metadata_columns
 from tripwire.job import check_windows, derive_incidents, incidents_table
 from tripwire.monitor import Monitor
 from tripwire.store import DuckDBStore, Store
@@ -123,6 +124,7 @@ def day_rows(
         columns.timestamp,
         pc.cast(day[columns.timestamp], pa.timestamp("us")),  # naive UTC, as stored
     )
+    metadata = metadata_columns(config, day.column_names)  # the proxies' columns
     optional = {
         "latency_ms": columns.latency_ms,
         "status": columns.status,
@@ -144,7 +146,7 @@ def day_rows(
                 )
             ),
             f"{_json_of(columns.segments)} AS segments",
-            "'{}' AS metadata",
+            f"{_json_of(metadata) if metadata else repr('{}')} AS metadata",
             "$now AS received_at",
         ]
     )

@@ -181,6 +181,24 @@ def validate_labels(
     return accepted, rejected
 
 
+def metadata_columns(config: ModelConfig, present: Iterable[str]) -> list[str]:
+    """The columns of a logged table (``present``) that its events carry in their metadata:
+    those the config's proxies read, where they are no other role, feature or segment."""
+    columns = config.columns
+    taken = {
+        *columns.features,
+        *(columns.probabilities or {}).values(),
+        *columns.segments,
+        *columns.roles().values(),
+    }
+    present = set(present)
+    return [
+        column
+        for column in dict.fromkeys(proxy.column for proxy in config.proxies)
+        if column in present and column not in taken
+    ]
+
+
 def table_to_events(config: ModelConfig, table: Any) -> list[dict[str, Any]]:
     """Rows of a logged table (columns named as in the config) as event payloads: what a
     serving process would have sent. Used to load files into the log and by tests.
@@ -200,12 +218,7 @@ def table_to_events(config: ModelConfig, table: Any) -> list[dict[str, Any]]:
         *columns.features,
         *(c for c in (columns.probabilities or {}).values() if c in present),
     ]
-    taken = {*features, *columns.segments, *columns.roles().values()}
-    metadata = [
-        column
-        for column in dict.fromkeys(proxy.column for proxy in config.proxies)
-        if column in present and column not in taken
-    ]
+    metadata = metadata_columns(config, present)
     rows = table.to_pylist()
     roles = {
         "latency_ms": columns.latency_ms,
