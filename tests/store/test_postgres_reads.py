@@ -122,6 +122,8 @@ def test_events_with_awkward_values_read_back_exactly(postgres: Any) -> None:
 
     got = postgres.events("fraud")
     assert postgres._reader is not None  # read through ADBC
+    # Each column in one chunk of its own, as before: keeping one keeps no other.
+    assert all(column.num_chunks == 1 for column in got.columns)
     assert_same(got, through_psycopg(postgres, lambda: postgres.events("fraud")), EVENTS)
 
     # And the values are the ones written, not only the same both ways.
