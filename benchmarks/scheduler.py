@@ -144,9 +144,18 @@ def trickle(store: Store, data: scenario.Scenario) -> list[datetime]:
 
 def untrickle(store: Store, data: scenario.Scenario, labelled_days: int) -> None:
     """Take the trickle out again, so that ``--db`` finds the store as loaded: the labels of
-    days whose labels had not arrived, and the late events."""
-    ids = [i for _, day in _trickled(data)[labelled_days:] for i in day["event_id"].to_pylist()]
+    days whose labels had not arrived, and the late events; the corrected labels are
+    received a day ago again (a run soon after would find them among the recent rows)."""
+    trickled = _trickled(data)
+    ids = [i for _, day in trickled[labelled_days:] for i in day["event_id"].to_pylist()]
+    corrected = [i for _, day in trickled[:labelled_days] for i in day["event_id"].to_pylist()]
     with store.transaction():
+        if corrected:
+            store.sql(
+                f"UPDATE labels SET received_at = ? WHERE model = ? AND event_id IN "
+                f"({', '.join('?' for _ in corrected)})",
+                [datetime.now(UTC).replace(tzinfo=None) - DAY, CONFIG.name, *corrected],
+            )
         if ids:
             store.sql(
                 f"DELETE FROM labels WHERE model = ? AND event_id IN "
