@@ -254,7 +254,7 @@ def test_the_groups_lag_and_stored_events_are_recorded_in_the_store(
     _produce(kafka_cluster, topic, events[:50])  # repeats: consumed, not new to the store
     offsets = _Offsets(kafka_cluster, topic, group)
     store = collector.store
-    options = {"batch_size": 100, "report_interval": 0}
+    options = {"batch_size": 100, "report_interval_s": 0}
     with _consumer(kafka_cluster, topic, group, collector, **options) as consumer:
         # Before the consumer reads anything, each report counts the whole topic as lag.
         consumer.poll_once()

@@ -57,7 +57,6 @@ import os
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -68,6 +67,7 @@ from pydantic_core import from_json
 
 from tripwire.errors import TripwireError
 from tripwire.events import Rejected
+from tripwire.ingest import progress
 from tripwire.logger import CLOSED_SUFFIX
 from tripwire.server.body import PAYLOAD_CHARS, Batch
 
@@ -111,23 +111,14 @@ class DirectoryBusyError(TripwireError):
 
 
 @dataclass
-class ConsumerStats:
-    """What the consumer has done since it was made."""
+class ConsumerStats(progress.ConsumerStats):
+    """What the consumer has done since it was made (its batches are those recorded in the
+    state file, its lag the complete lines not stored yet, see ``FileConsumer.lag``)."""
 
-    batches: int = 0
-    """Batches ingested and recorded in the state file."""
     lines: int = 0
     """Lines ingested (stored, duplicate or quarantined; blank lines are skipped)."""
-    stored: int = 0
-    """Events that were new to the store."""
-    duplicates: int = 0
-    """Events already stored (read again after a crash, or logged twice)."""
-    quarantined: int = 0
-    """Lines that were not valid events."""
     files_done: int = 0
     """Finished, stored files deleted or moved to ``done/``."""
-    lag: int | None = None
-    """Complete lines not stored yet, at the consumer's latest report."""
 
 
 @dataclass
@@ -243,15 +234,20 @@ class FileConsumer:
         self.group = group or socket.gethostname()
         self.report_interval_s = report_interval_s
         self.stats = ConsumerStats()
+        self._reporter = progress.LagReporter(
+            self,
+            SOURCE,
+            str(self.directory),
+            self.group,
+            report_interval_s,
+            lag_failure="counting the lines not stored yet failed",
+        )
         self.state_path = self.directory / STATE_NAME
         self._store = _store_name(collector.store)
         self._positions: dict[str, _Position] = {}
         self._unsaved = False  # positions changed since the state file was written
         self._ahead: dict[str, _Ahead] = {}
         self._unreadable: set[str] = set()  # files whose read failed, warned about once
-        self._unreported = 0  # events stored since the latest report
-        self._next_report = 0.0  # monotonic time of the next report; 0: after the next poll
-        self._report_failing = False
         self._lock: int | None = _hold_lock(self.directory / LOCK_NAME)
         try:
             self._load()
@@ -314,8 +310,7 @@ class FileConsumer:
             self._store_batch(taken)
         elif self._unsaved:
             self._save()
-        if time.monotonic() >= self._next_report:
-            self.report()
+        self._reporter.report_if_due()
         return taken.lines
 
     # -- the lag, for /metrics ---------------------------------------------------------
@@ -343,29 +338,7 @@ class FileConsumer:
         the store, for ``/metrics``. Never raises: a lag that cannot be counted is recorded as
         unknown, and a report the store refuses is logged and its events are counted in the
         next one."""
-        self._next_report = time.monotonic() + self.report_interval_s
-        problem: str | None = None
-        lag: int | None = None
-        try:
-            lag = self.lag()
-        except Exception as exc:
-            problem = f"counting the lines not stored yet failed: {exc}"
-        try:
-            self.collector.record_consumer(
-                SOURCE, str(self.directory), self.group, lag, self._unreported
-            )
-        except Exception as exc:
-            problem = f"recording the consumer's state in the store failed: {exc}"
-        else:
-            self._unreported = 0
-            self.stats.lag = lag
-        if problem is None:
-            self._report_failing = False
-        else:
-            # Once while it keeps failing: a report is due every few seconds.
-            level = logging.DEBUG if self._report_failing else logging.WARNING
-            self._report_failing = True
-            _log.log(level, "%r: %s", self, problem)
+        self._reporter.report()
 
     # -- the directory -----------------------------------------------------------------
 
@@ -505,10 +478,7 @@ class FileConsumer:
             # Only now: the collector's transaction has committed, so the lines are stored (or
             # quarantined) for good. A crash before the state file is replaced below reads
             # them again, harmlessly.
-            self.stats.stored += result.accepted
-            self.stats.duplicates += result.duplicates
-            self.stats.quarantined += len(result.rejected)
-            self._unreported += result.accepted
+            self.stats.add(result)
             if result.rejected:
                 # One line per batch: a systematic problem would otherwise flood the log.
                 first = result.rejected[0]

@@ -12,7 +12,7 @@ nothing. Delivery is at least once, storage exactly once.
 A message that cannot be an event (no value, not JSON) is quarantined like an unreadable
 NDJSON line, with its partition and offset in the reason, never dropped silently.
 
-After its batches (and while idle), at most every ``report_interval`` seconds, the consumer
+After its batches (and while idle), at most every ``report_interval_s`` seconds, the consumer
 records the group's lag and the events it stored in the store (``Store.record_consumer``), where
 ``tripwire serve``'s ``/metrics`` reads them: the consumer is a process of its own.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import from_json
 
 from tripwire.events import Rejected
+from tripwire.ingest import progress
 from tripwire.server.body import PAYLOAD_CHARS, Batch
 
 if TYPE_CHECKING:
@@ -69,24 +69,15 @@ _BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass
-class ConsumerStats:
-    """What the consumer has done since it was made."""
+class ConsumerStats(progress.ConsumerStats):
+    """What the consumer has done since it was made (its batches are those committed, its lag
+    the group's, see ``KafkaConsumer.lag``)."""
 
-    batches: int = 0
-    """Batches ingested and committed."""
     messages: int = 0
     """Messages ingested (stored, duplicate or quarantined)."""
-    stored: int = 0
-    """Events that were new to the store."""
-    duplicates: int = 0
-    """Events already stored (redelivered after a crash or a rebalance, or produced twice)."""
-    quarantined: int = 0
-    """Messages that were not valid events."""
     commit_failures: int = 0
     """Batches stored whose offsets could not be committed (their partitions were taken
     away in a rebalance, say): they will be delivered again, and found already stored."""
-    lag: int | None = None
-    """The group's lag at the consumer's latest report (see ``KafkaConsumer.lag``)."""
 
 
 class KafkaConsumer:
@@ -107,7 +98,7 @@ class KafkaConsumer:
     poll_timeout
         How long a poll waits for messages (seconds); also how long ``run`` may take to
         notice its stop event.
-    report_interval
+    report_interval_s
         The least seconds between two reports of the group's lag and the events stored to the
         store (0: after every batch and every idle poll); each report asks the cluster for
         the topic's partitions, the group's committed offsets and each partition's end.
@@ -125,24 +116,22 @@ class KafkaConsumer:
         collector: Collector,
         batch_size: int = 1000,
         poll_timeout: float = 1.0,
-        report_interval: float = 5.0,
+        report_interval_s: float = 5.0,
         **consumer_config: Any,
     ) -> None:
         # Here, so that importing tripwire never needs the kafka extra.
         from confluent_kafka import Consumer
 
-        if batch_size < 1 or poll_timeout < 0 or report_interval < 0:
-            raise ValueError("batch_size must be >= 1, poll_timeout and report_interval >= 0")
+        if batch_size < 1 or poll_timeout < 0 or report_interval_s < 0:
+            raise ValueError("batch_size must be >= 1, poll_timeout and report_interval_s >= 0")
         self.topic = topic
         self.group = group
         self.collector = collector
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
-        self.report_interval = report_interval
+        self.report_interval_s = report_interval_s
         self.stats = ConsumerStats()
-        self._unreported = 0  # events stored since the latest report
-        self._next_report = 0.0  # monotonic time of the next report; 0: after the next poll
-        self._report_failing = False
+        self._reporter = progress.LagReporter(self, SOURCE, topic, group, report_interval_s)
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "group.id": group,
@@ -241,7 +230,7 @@ class KafkaConsumer:
         polled = self._consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
         messages = [m for m in polled if not self._is_error(m)]
         if not messages:
-            self._report_due()
+            self._reporter.report_if_due()
             return 0
         batch = decode(messages)
         try:
@@ -256,10 +245,7 @@ class KafkaConsumer:
         self._commit(messages)
         self.stats.batches += 1
         self.stats.messages += len(messages)
-        self.stats.stored += result.accepted
-        self.stats.duplicates += result.duplicates
-        self.stats.quarantined += len(result.rejected)
-        self._unreported += result.accepted
+        self.stats.add(result)
         for rejection in result.rejected[:1]:
             # One line per batch: a systematic problem would otherwise flood the log.
             reason = rejection.reason
@@ -272,7 +258,7 @@ class KafkaConsumer:
                 len(messages),
                 reason,
             )
-        self._report_due()
+        self._reporter.report_if_due()
         return len(messages)
 
     # -- the group's state, for /metrics -----------------------------------------------
@@ -336,34 +322,7 @@ class KafkaConsumer:
         report in the store, for ``/metrics``. Never raises: a lag the cluster does not give is
         recorded as unknown, and a report the store refuses is logged and its events are
         counted in the next one."""
-        self._next_report = time.monotonic() + self.report_interval
-        problem: str | None = None
-        lag: int | None = None
-        try:
-            lag = self.lag()
-        except Exception as exc:
-            problem = f"reading the group's lag failed: {exc}"
-        try:
-            self.collector.record_consumer(SOURCE, self.topic, self.group, lag, self._unreported)
-        except Exception as exc:
-            problem = f"recording the consumer's state in the store failed: {exc}"
-        else:
-            self._unreported = 0
-            self.stats.lag = lag
-        if problem is None:
-            self._report_failing = False
-        else:
-            self._report_failed(problem)
-
-    def _report_due(self) -> None:
-        if time.monotonic() >= self._next_report:
-            self.report()
-
-    def _report_failed(self, message: str) -> None:
-        # Once while it keeps failing: a report is due every few seconds.
-        level = logging.DEBUG if self._report_failing else logging.WARNING
-        self._report_failing = True
-        _log.log(level, "%r: %s", self, message)
+        self._reporter.report()
 
     # -- Kafka -------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import from_json
 
 from tripwire.events import Rejected
+from tripwire.ingest import progress
 from tripwire.ingest.redis_transport import FIELD
 from tripwire.server.body import PAYLOAD_CHARS, Batch
 
@@ -61,23 +62,14 @@ Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
 @dataclass
-class ConsumerStats:
-    """What the consumer has done since it was made."""
+class ConsumerStats(progress.ConsumerStats):
+    """What the consumer has done since it was made (its batches are those acknowledged, its
+    lag the group's, see ``RedisConsumer.lag``)."""
 
-    batches: int = 0
-    """Batches ingested and acknowledged."""
     entries: int = 0
     """Stream entries ingested and acknowledged (stored, duplicate or quarantined)."""
-    stored: int = 0
-    """Events that were new to the store."""
-    duplicates: int = 0
-    """Events already stored (redelivered after a crash, or logged twice)."""
-    quarantined: int = 0
-    """Entries that were not valid events."""
     reclaimed: int = 0
     """Entries taken over from other consumers with XAUTOCLAIM."""
-    lag: int | None = None
-    """The group's lag at the consumer's latest report (see ``RedisConsumer.lag``)."""
 
 
 class RedisConsumer:
@@ -140,9 +132,7 @@ class RedisConsumer:
         self.claim_interval_s = claim_interval_s
         self.report_interval_s = report_interval_s
         self.stats = ConsumerStats()
-        self._unreported = 0  # events stored since the latest report
-        self._next_report = 0.0  # monotonic time of the next report; 0: after the next poll
-        self._report_failing = False
+        self._reporter = progress.LagReporter(self, SOURCE, stream, group, report_interval_s)
         # No decode_responses: from_json reads the bytes as they are, and entry ids go back
         # to XACK unchanged.
         self._redis: redis.Redis = redis.Redis.from_url(url)
@@ -190,8 +180,7 @@ class RedisConsumer:
         entries reclaimed from dead consumers, then new ones (waiting up to ``block_ms`` for
         them). Returns how many entries it handled, 0 when there were none."""
         handled = self._poll()
-        if time.monotonic() >= self._next_report:
-            self.report()
+        self._reporter.report_if_due()
         return handled
 
     def _poll(self) -> int:
@@ -235,30 +224,7 @@ class RedisConsumer:
         report in the store, for ``/metrics``. Never raises: a lag Redis does not give is
         recorded as unknown, and a report the store refuses is logged and its events are
         counted in the next one."""
-        self._next_report = time.monotonic() + self.report_interval_s
-        problem: str | None = None
-        lag: int | None = None
-        try:
-            lag = self.lag()
-        except Exception as exc:
-            problem = f"reading the group's lag failed: {exc}"
-        try:
-            self.collector.record_consumer(SOURCE, self.stream, self.group, lag, self._unreported)
-        except Exception as exc:
-            problem = f"recording the consumer's state in the store failed: {exc}"
-        else:
-            self._unreported = 0
-            self.stats.lag = lag
-        if problem is None:
-            self._report_failing = False
-        else:
-            self._report_failed(problem)
-
-    def _report_failed(self, message: str) -> None:
-        # Once while it keeps failing: a report is due every few seconds.
-        level = logging.DEBUG if self._report_failing else logging.WARNING
-        self._report_failing = True
-        _log.log(level, "%r: %s", self, message)
+        self._reporter.report()
 
     # -- Redis -------------------------------------------------------------------------
 
@@ -328,10 +294,7 @@ class RedisConsumer:
             self._redis.xack(self.stream, self.group, *ids)
         self.stats.batches += 1
         self.stats.entries += len(ids)
-        self.stats.stored += result.accepted
-        self.stats.duplicates += result.duplicates
-        self.stats.quarantined += len(result.rejected)
-        self._unreported += result.accepted
+        self.stats.add(result)
         for rejection in result.rejected[:1]:
             # One line per batch: a systematic problem would otherwise flood the log.
             reason = rejection.reason
