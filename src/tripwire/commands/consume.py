@@ -8,9 +8,12 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,10 +22,80 @@ from tripwire.commands.serve import _configs
 from tripwire.errors import TripwireError
 
 if TYPE_CHECKING:
+    from tripwire.config import ModelConfig
     from tripwire.ingest.file_consumer import OnFinished
+    from tripwire.ingest.progress import ConsumerStats
+    from tripwire.server.collector import Collector
+    from tripwire.store import Store
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _config_option(events: str) -> Callable[[_Command], _Command]:
+    """``--config``, repeatable: the models whose events ``events`` ("the topic carries")."""
+    return click.option(
+        "--config",
+        "config_paths",
+        required=True,
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help=f"A model's tripwire.yaml; repeat for each model whose events {events}.",
+    )
+
+
+def _batch_size_option(items: str, done: str) -> Callable[[_Command], _Command]:
+    """``--batch-size``: how many ``items`` ("Messages") are stored in one transaction and
+    ``done`` ("committed") together."""
+    return click.option(
+        "--batch-size",
+        default=1000,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help=f"{items} stored in one transaction and {done} together.",
+    )
+
+
+@dataclass
+class _Consuming:
+    """What a consume command consumes with: the store it opened, a collector for it, and the
+    event that stops the consumer (see :func:`_stop_on_signals`)."""
+
+    configs: Mapping[str, ModelConfig]
+    store: Store
+    collector: Collector
+    stop: threading.Event
+
+    @property
+    def destination(self) -> str:
+        """For the line that says what is being consumed: the models and the store."""
+        return f"for {', '.join(sorted(self.configs))} into {self.store.where}"
+
+
+@contextmanager
+def _consuming(configs: Mapping[str, ModelConfig], store_path: str | None) -> Iterator[_Consuming]:
+    """Open the store of ``configs`` (``--store``, else the DuckDB file beside the first) for a
+    consumer, and close it at the end. Warnings (quarantined items, a broker's errors) and
+    errors (a failed poll, retried) go to stderr from now on."""
+    from tripwire.server.collector import Collector
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    store = open_store(next(iter(configs.values())), store_path)
+    stop = threading.Event()
+    try:
+        yield _Consuming(configs, store, Collector(configs, store), stop)
+    finally:
+        store.close()
+
+
+def _tally(stats: ConsumerStats, items: int, unit: str) -> str:
+    """What became of the ``items`` ``unit`` ("messages") a consumer took, for its last line."""
+    return (
+        f"{items:,} {unit}: {stats.stored:,} events stored, {stats.duplicates:,} already "
+        f"stored, {stats.quarantined:,} quarantined"
+    )
 
 
 @click.group()
@@ -31,14 +104,7 @@ def consume() -> None:
 
 
 @consume.command("redis")
-@click.option(
-    "--config",
-    "config_paths",
-    required=True,
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A model's tripwire.yaml; repeat for each model whose events the stream carries.",
-)
+@_config_option("the stream carries")
 @click.option("--stream", required=True, help="The stream's key.")
 @click.option("--group", required=True, help="The consumer group (created when missing).")
 @click.option(
@@ -53,13 +119,7 @@ def consume() -> None:
     help=f"The environment variable holding the Redis URL (unset: {DEFAULT_REDIS_URL}).",
 )
 @store_option
-@click.option(
-    "--batch-size",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Entries stored in one transaction and acknowledged together.",
-)
+@_batch_size_option("Entries", "acknowledged")
 @click.option(
     "--claim-idle-ms",
     default=30_000,
@@ -103,38 +163,30 @@ def redis_command(
         ) from None
 
     from tripwire.ingest.redis_consumer import RedisConsumer
-    from tripwire.server.collector import Collector
 
     configs = _configs(config_paths)
     url = os.environ.get(url_env) or DEFAULT_REDIS_URL
     name = consumer_name or socket.gethostname()
-    # Warnings (quarantined entries) and errors (a failed poll, retried) go to stderr.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    store = open_store(next(iter(configs.values())), store_path)
-    stop = threading.Event()
-
-    try:
-        collector = Collector(configs, store)
-        with RedisConsumer(
-            url, stream, group, name, collector, batch_size=batch_size, claim_idle_ms=claim_idle_ms
-        ) as consumer:
-            _stop_on_signals(stop)
-            try:
-                consumer.poll_once()  # fail at startup on a wrong URL or a bad stream key
-            except redis.RedisError as exc:
-                raise TripwireError(f"Redis ({url_env}): {exc}") from exc
-            err.print(
-                f"consuming stream {stream!r} as {name!r} of group {group!r} "
-                f"for {', '.join(sorted(configs))} into {store.where}"
-            )
-            consumer.run(stop)
-            s = consumer.stats
-            err.print(
-                f"stopped: {s.entries:,} entries: {s.stored:,} events stored, "
-                f"{s.duplicates:,} already stored, {s.quarantined:,} quarantined"
-            )
-    finally:
-        store.close()
+    with (
+        _consuming(configs, store_path) as run,
+        RedisConsumer(
+            url,
+            stream,
+            group,
+            name,
+            run.collector,
+            batch_size=batch_size,
+            claim_idle_ms=claim_idle_ms,
+        ) as consumer,
+    ):
+        _stop_on_signals(run.stop)
+        try:
+            consumer.poll_once()  # fail at startup on a wrong URL or a bad stream key
+        except redis.RedisError as exc:
+            raise TripwireError(f"Redis ({url_env}): {exc}") from exc
+        err.print(f"consuming stream {stream!r} as {name!r} of group {group!r} {run.destination}")
+        consumer.run(run.stop)
+        err.print(f"stopped: {_tally(consumer.stats, consumer.stats.entries, 'entries')}")
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -159,14 +211,7 @@ def _kafka_options(options: tuple[str, ...]) -> dict[str, Any]:
 
 
 @consume.command("kafka")
-@click.option(
-    "--config",
-    "config_paths",
-    required=True,
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A model's tripwire.yaml; repeat for each model whose events the topic carries.",
-)
+@_config_option("the topic carries")
 @click.option("--topic", required=True, help="The topic to consume.")
 @click.option("--group", required=True, help="The consumer group (its committed offsets).")
 @click.option(
@@ -177,13 +222,7 @@ def _kafka_options(options: tuple[str, ...]) -> dict[str, Any]:
     f"(unset: {DEFAULT_KAFKA_BOOTSTRAP}).",
 )
 @store_option
-@click.option(
-    "--batch-size",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Messages stored in one transaction and committed together.",
-)
+@_batch_size_option("Messages", "committed")
 @click.option(
     "-X",
     "--kafka-option",
@@ -227,26 +266,19 @@ def kafka_command(
         ) from None
 
     from tripwire.ingest.kafka_consumer import KafkaConsumer
-    from tripwire.server.collector import Collector
 
     configs = _configs(config_paths)
     settings = _kafka_options(kafka_options)
     bootstrap = os.environ.get(bootstrap_env) or DEFAULT_KAFKA_BOOTSTRAP
-    # Warnings (quarantined messages, broker errors) go to stderr.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    store = open_store(next(iter(configs.values())), store_path)
-    stop = threading.Event()
-
-    try:
-        collector = Collector(configs, store)
+    with _consuming(configs, store_path) as run:
         try:
             consumer = KafkaConsumer(
-                bootstrap, topic, group, collector, batch_size=batch_size, **settings
+                bootstrap, topic, group, run.collector, batch_size=batch_size, **settings
             )
         except KafkaException as exc:
             raise TripwireError(f"Kafka: {exc}") from exc
-        try:
-            _stop_on_signals(stop)
+        with consumer:
+            _stop_on_signals(run.stop)
             try:
                 # librdkafka retries an unreachable cluster forever: fail at startup instead.
                 partitions = consumer.check()
@@ -256,18 +288,10 @@ def kafka_command(
                 err.print(f"warning: topic {topic!r} does not exist yet; waiting for it")
             err.print(
                 f"consuming topic {topic!r} ({partitions} partitions) as group {group!r} "
-                f"for {', '.join(sorted(configs))} into {store.where}"
+                f"{run.destination}"
             )
-            consumer.run(stop)
-        finally:
-            consumer.close()
-        s = consumer.stats
-        err.print(
-            f"stopped: {s.messages:,} messages: {s.stored:,} events stored, "
-            f"{s.duplicates:,} already stored, {s.quarantined:,} quarantined"
-        )
-    finally:
-        store.close()
+            consumer.run(run.stop)
+        err.print(f"stopped: {_tally(consumer.stats, consumer.stats.messages, 'messages')}")
 
 
 @consume.command("files")
@@ -277,14 +301,7 @@ def kafka_command(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The spool directory a Logger's FileTransport writes to.",
 )
-@click.option(
-    "--config",
-    "config_paths",
-    required=True,
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A model's tripwire.yaml; repeat for each model whose events the files hold.",
-)
+@_config_option("the files hold")
 @store_option
 @click.option(
     "--follow",
@@ -313,13 +330,7 @@ def kafka_command(
     show_default=True,
     help="Which files of the directory to read (a shell pattern on the name).",
 )
-@click.option(
-    "--batch-size",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Lines stored in one transaction and recorded together.",
-)
+@_batch_size_option("Lines", "recorded")
 def files_command(
     directory: Path,
     config_paths: tuple[Path, ...],
@@ -354,43 +365,38 @@ def files_command(
       tripwire consume files --directory /var/spool/tripwire --config fraud.yaml --follow
     """
     from tripwire.ingest.file_consumer import DONE_DIR, STATE_NAME, FileConsumer
-    from tripwire.server.collector import Collector
 
     configs = _configs(config_paths)
-    # Warnings (quarantined lines, unreadable files) and errors (a failed poll) go to stderr.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    store = open_store(next(iter(configs.values())), store_path)
-    stop = threading.Event()
-
-    try:
-        collector = Collector(configs, store)
-        with FileConsumer(
-            directory, collector, batch_size=batch_size, pattern=pattern, on_finished=on_finished
-        ) as consumer:
-            _stop_on_signals(stop)
-            waiting = consumer.lag()
-            err.print(
-                f"consuming {consumer.directory} ({waiting:,} lines to store"
-                f"{', following' if follow else ''}) for {', '.join(sorted(configs))} "
-                f"into {store.where}"
-            )
-            try:
-                consumer.run(stop, follow=follow, poll_interval=poll_interval)
-            except Exception as exc:
-                raise TripwireError(
-                    f"{consumer.directory}: storing a batch failed: {exc} (the files' positions "
-                    f"up to the last stored batch are kept in {STATE_NAME}; run again to go on)"
-                ) from exc
-            s = consumer.stats
-            moved = "deleted" if on_finished == "delete" else f"moved to {DONE_DIR}/"
-            done = f", {s.files_done:,} finished files {moved}" if s.files_done else ""
-            err.print(
-                f"{'stopped' if follow else 'done'}: {s.lines:,} lines: {s.stored:,} events "
-                f"stored, {s.duplicates:,} already stored, {s.quarantined:,} quarantined{done}; "
-                f"{s.lag if s.lag is not None else 'unknown'} lines left to store"
-            )
-    finally:
-        store.close()
+    with (
+        _consuming(configs, store_path) as run,
+        FileConsumer(
+            directory,
+            run.collector,
+            batch_size=batch_size,
+            pattern=pattern,
+            on_finished=on_finished,
+        ) as consumer,
+    ):
+        _stop_on_signals(run.stop)
+        waiting = consumer.lag()
+        err.print(
+            f"consuming {consumer.directory} ({waiting:,} lines to store"
+            f"{', following' if follow else ''}) {run.destination}"
+        )
+        try:
+            consumer.run(run.stop, follow=follow, poll_interval=poll_interval)
+        except Exception as exc:
+            raise TripwireError(
+                f"{consumer.directory}: storing a batch failed: {exc} (the files' positions "
+                f"up to the last stored batch are kept in {STATE_NAME}; run again to go on)"
+            ) from exc
+        s = consumer.stats
+        moved = "deleted" if on_finished == "delete" else f"moved to {DONE_DIR}/"
+        done = f", {s.files_done:,} finished files {moved}" if s.files_done else ""
+        err.print(
+            f"{'stopped' if follow else 'done'}: {_tally(s, s.lines, 'lines')}{done}; "
+            f"{s.lag if s.lag is not None else 'unknown'} lines left to store"
+        )
 
 
 COMMANDS = (consume,)
