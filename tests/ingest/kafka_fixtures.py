@@ -1,5 +1,5 @@
 """Fixtures for the Kafka tests: a Kafka-protocol cluster this session starts (and stops)
-itself, fresh topic and group names per test, the demo's model and its events.
+itself, fresh topic and group names per test.
 
 The cluster is librdkafka's mock cluster, run by ``mock_kafka_cluster.py`` in a process of its
 own: real brokers as far as any client can tell (TCP, the Kafka protocol, consumer groups,
@@ -14,7 +14,6 @@ other brokers' tests in this directory stay apart.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import subprocess
 import sys
@@ -84,32 +83,12 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
             )
         yield KafkaCluster(bootstrap=line.split()[1], _names=itertools.count())
     finally:
-        # The process this fixture started, by its pid: nothing else.
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _shared().stop_server(process)
         if process.stdout is not None:
             process.stdout.close()
 
 
-def _load_shared() -> ModuleType:
-    # By path, as the tests load this module: test directories are not on sys.path.
-    name = "tripwire_tests_ingest_shared"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shared.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_shared = _load_shared()
-# What the ingest tests share (tests/ingest/shared.py), for the tests that load this module.
-config = _shared.config
-demo_events = _shared.demo_events
-stored = _shared.stored
-wait_for = _shared.wait_for
+def _shared() -> ModuleType:
+    # tests/ingest/shared.py, which the tests that take these fixtures load (by path) first;
+    # looked up when used, since --doctest-modules imports this module on its own too.
+    return sys.modules["tripwire_tests_ingest_shared"]

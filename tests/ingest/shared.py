@@ -1,17 +1,25 @@
 """What the ingest tests share, whichever source they consume: the demo's model and its events,
-the count of stored events, and waiting on a consumer process.
+a DuckDB store and a collector over it, the count of stored events, a collector that fails
+once, draining a consumer, the consumer benchmark, and the consumer and server processes
+(started, waited on, killed, stopped).
 
 Loaded by path, as ``tripwire_tests_ingest_shared`` (the suite runs with
-``--import-mode=importlib``, so test directories are not on ``sys.path``): by ``test_files.py``,
-and by the Redis and Kafka fixtures, which hand these on to their tests.
+``--import-mode=importlib``, so test directories are not on ``sys.path``), by ``test_files.py``,
+``test_redis.py`` and ``test_kafka.py``; the last two load it before their fixtures module,
+which takes what it uses of it from ``sys.modules``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import random
+import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,13 +27,31 @@ import pytest
 from tripwire.config import ModelConfig, parse_config
 from tripwire.demo import scenario
 from tripwire.events import table_to_events
+from tripwire.server.body import Batch
+from tripwire.server.collector import EVENTS_SOURCE, Collector
+from tripwire.server.schemas import EventIngestResult
+from tripwire.store import DuckDBStore
 
 WAIT_S = 60  # the most a wait may take before the test fails (never reached when fine)
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "consumers.py"
 
 
 @pytest.fixture(scope="session")
 def config() -> ModelConfig:
     return parse_config(scenario.CONFIG_YAML)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    """A DuckDB store in the test's directory (the broker tests'; ``test_files.py`` takes the
+    suite's ``store``, which runs each test on DuckDB and on PostgreSQL)."""
+    with DuckDBStore(tmp_path / "store.duckdb") as store:
+        yield store
+
+
+@pytest.fixture
+def collector(config: ModelConfig, store: DuckDBStore) -> Collector:
+    return Collector({config.name: config}, store)
 
 
 def demo_events(config: ModelConfig, n: int) -> list[dict[str, Any]]:
@@ -46,6 +72,47 @@ def stored(store: Any) -> tuple[int, int]:
     return int(count), int(distinct)
 
 
+class FailsOnce(Collector):
+    """A collector whose store fails on the first batch with events (a full disk, say)."""
+
+    failed = False
+
+    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
+        if not self.failed and batch.items:
+            self.failed = True
+            raise OSError("disk full")
+        return super().ingest_events(batch, source)
+
+
+def drain(consumer: Any) -> int:
+    """Poll ``consumer`` until a poll finds nothing; the items (entries, lines) it took."""
+    total = 0
+    while n := consumer.poll_once():
+        total += n
+    return total
+
+
+def benchmark(name: str) -> ModuleType:
+    """``benchmarks/consumers.py``, loaded afresh as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def start(
+    args: list[str], log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m tripwire <args>`` (a consumer), its output appended to ``log``."""
+    command = [sys.executable, "-m", "tripwire", *args]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def wait_for(
     predicate: Callable[[], bool],
     process: subprocess.Popen[bytes],
@@ -60,3 +127,29 @@ def wait_for(
         assert process.poll() is None, f"the consumer exited:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
+
+
+def kill_within(process: subprocess.Popen[bytes], rng: random.Random, seconds: float) -> None:
+    """SIGKILL the consumer ``process`` at a moment drawn from the next ``seconds`` (at
+    whatever point of its batch that is), and wait until it is gone."""
+    time.sleep(rng.uniform(0.0, seconds))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def stop_cleanly(process: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM the consumer ``process``: it finishes its batch, says it stopped, exits with 0."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()
+    assert b"stopped:" in log.read_bytes()
+
+
+def stop_server(process: subprocess.Popen[Any]) -> None:
+    """Stop a server this session started (a broker), by its pid: nothing else. SIGTERM, then
+    SIGKILL when it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

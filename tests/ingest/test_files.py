@@ -12,7 +12,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -36,30 +35,31 @@ from tripwire.ingest.file_consumer import (
     finished_files,
 )
 from tripwire.logger import CLOSED_SUFFIX, FileTransport, Logger
-from tripwire.server.body import Batch
-from tripwire.server.collector import EVENTS_SOURCE, Collector
-from tripwire.server.schemas import EventIngestResult
+from tripwire.server.collector import Collector
 from tripwire.server.validation import UNKNOWN_MODEL
 from tripwire.store import DuckDBStore, open_store
 
 
-def _load_shared() -> ModuleType:
-    # By path: with --import-mode=importlib this directory is not on sys.path.
-    name = "tripwire_tests_ingest_shared"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shared.py"))
+def _load(name: str) -> ModuleType:
+    """``<name>.py`` of this directory, loaded once, as ``tripwire_tests_ingest_<name>``: by
+    path, since with --import-mode=importlib this directory is not on sys.path."""
+    module_name = f"tripwire_tests_ingest_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, Path(__file__).parent / f"{name}.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+        sys.modules[module_name] = module  # dataclasses look their module up by name
         spec.loader.exec_module(module)
-    return sys.modules[name]
+    return sys.modules[module_name]
 
 
-_shared = _load_shared()
-config = _shared.config
+_shared = _load("shared")
+config = _shared.config  # not its store: these tests take the suite's, DuckDB and PostgreSQL
 demo_events = _shared.demo_events
 _stored = _shared.stored
-_wait_for = _shared.wait_for
+_drain = _shared.drain
 
 Store = Any  # DuckDBStore or PostgresStore (tests/conftest.py's store fixture)
 
@@ -77,14 +77,6 @@ def _collector(config: ModelConfig, store: Store) -> Collector:
 
 def _consumer(spool: Path, collector: Collector, **options: Any) -> FileConsumer:
     return FileConsumer(spool, collector, **{"batch_size": 300, **options})
-
-
-def _drain(consumer: FileConsumer) -> int:
-    """Poll until a poll finds nothing; the lines taken."""
-    total = 0
-    while n := consumer.poll_once():
-        total += n
-    return total
 
 
 def _log(logger: Logger, config: ModelConfig, n: int, seed: int = 0) -> list[str]:
@@ -309,25 +301,13 @@ def test_a_replaced_file_is_read_again_and_another_store_is_warned_of(
         assert json.loads((spool / STATE_NAME).read_text())["store"] == str(tmp_path / "b.duckdb")
 
 
-class _FailsOnce(Collector):
-    """A collector whose store fails on the first batch (a full disk, say)."""
-
-    failed = False
-
-    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
-        if not self.failed:
-            self.failed = True
-            raise OSError("disk full")
-        return super().ingest_events(batch, source)
-
-
 def test_a_failed_batch_is_not_recorded_and_is_stored_after_all(
     spool: Path, config: ModelConfig, tmp_path: Path
 ) -> None:
     events = demo_events(config, 500)
     (spool / "e-000000.ndjson").write_bytes(b"".join(_line(e) for e in events))
     with DuckDBStore(tmp_path / "s.duckdb") as store:
-        collector = _FailsOnce({config.name: config}, store)
+        collector = _shared.FailsOnce({config.name: config}, store)
         with _consumer(spool, collector) as consumer:
             with pytest.raises(OSError, match="disk full"):
                 consumer.poll_once()
@@ -387,11 +367,9 @@ def test_consume_files_stores_what_is_there_and_exits(
 
 
 def _start(tmp_path: Path, spool: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "tripwire", *_args(tmp_path, spool, str(tmp_path / "s.db"))]
-    command += ["--batch-size", "300", "--on-finished", "delete", "--follow"]
-    command += ["--poll-interval", "0.05"]
-    with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    args = _args(tmp_path, spool, str(tmp_path / "s.db"), "--batch-size", "300")
+    args += ["--on-finished", "delete", "--follow", "--poll-interval", "0.05"]
+    return _shared.start(args, log)
 
 
 def _recorded(spool: Path) -> dict[str, int]:
@@ -454,10 +432,10 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
             process = _start(tmp_path, spool, log)
             # Once this run has recorded a batch it is mid-stream; kill it a moment later, at
             # whatever point of its next batch that is.
-            _wait_for(lambda b=before: _recorded(spool) != b, process, log, "a recorded batch")
-            time.sleep(rng.uniform(0.0, 0.1))
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
+            _shared.wait_for(
+                lambda b=before: _recorded(spool) != b, process, log, "a recorded batch"
+            )
+            _shared.kill_within(process, rng, 0.1)
             with DuckDBStore(tmp_path / "s.db") as store:
                 count, distinct = _stored(store)
                 ids = _ids(store, config)
@@ -474,10 +452,8 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
     process = _start(tmp_path, spool, log)
     n = len(logged)
     # Everything stored and every file removed (the logger closed its last).
-    _wait_for(lambda: _names(spool) == [], process, log, "the files to be consumed")
-    process.send_signal(signal.SIGTERM)  # a clean stop
-    assert process.wait(timeout=30) == 0, log.read_text()
-    assert b"stopped:" in log.read_bytes()
+    _shared.wait_for(lambda: _names(spool) == [], process, log, "the files to be consumed")
+    _shared.stop_cleanly(process, log)
 
     with DuckDBStore(tmp_path / "s.db") as store:
         assert _stored(store) == (n, n)
@@ -493,11 +469,7 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
 def test_consumer_benchmark_runs_files_and_reports_every_figure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "consumers.py"
-    spec = importlib.util.spec_from_file_location("tripwire_benchmark_consumers", path)
-    assert spec is not None and spec.loader is not None
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = _shared.benchmark("tripwire_benchmark_consumers")
     assert benchmark.main(["files", "--events", "1500", "--batch", "400"]) == 0
     out = capsys.readouterr().out
     for label in ("events/s stored", "1,500 (0 lines left)", "machine", "spool files"):

@@ -11,11 +11,9 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,49 +25,39 @@ from tripwire.cli import cli
 from tripwire.config import ModelConfig
 from tripwire.demo import scenario
 from tripwire.logger import Logger, TransportError
-from tripwire.server.body import Batch
-from tripwire.server.collector import EVENTS_SOURCE, Collector
-from tripwire.server.schemas import EventIngestResult
+from tripwire.server.collector import Collector
 from tripwire.server.validation import UNKNOWN_MODEL
 from tripwire.store import DuckDBStore
 
 
-def _load_fixtures() -> ModuleType:
-    # By path: with --import-mode=importlib this directory is not on sys.path.
-    name = "tripwire_tests_kafka_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).with_name("kafka_fixtures.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def _load(name: str) -> ModuleType:
+    """``<name>.py`` of this directory, loaded once, as ``tripwire_tests_ingest_<name>``: by
+    path, since with --import-mode=importlib this directory is not on sys.path."""
+    module_name = f"tripwire_tests_ingest_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, Path(__file__).parent / f"{name}.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up by name
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 
-_fixtures = _load_fixtures()
+_shared = _load("shared")  # first: the fixtures take what they use of it from sys.modules
+_fixtures = _load("kafka_fixtures")
 kafka_cluster = _fixtures.kafka_cluster
-config = _fixtures.config
-demo_events = _fixtures.demo_events
-_stored = _fixtures.stored
-_wait_for = _fixtures.wait_for
+config = _shared.config
+store = _shared.store
+collector = _shared.collector
+demo_events = _shared.demo_events
+_stored = _shared.stored
 CONSUMER_SETTINGS = _fixtures.CONSUMER_SETTINGS
 KafkaCluster = Any  # kafka_fixtures.KafkaCluster, loaded by path
 
 PARTITIONS = 4  # what the mock cluster gives an auto-created topic
-WAIT_S = 60  # the most any wait below may take before the test fails (never reached when fine)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBStore]:
-    with DuckDBStore(tmp_path / "store.duckdb") as store:
-        yield store
-
-
-@pytest.fixture
-def collector(config: ModelConfig, store: DuckDBStore) -> Collector:
-    return Collector({config.name: config}, store)
+WAIT_S = _shared.WAIT_S
 
 
 @pytest.fixture
@@ -214,24 +202,12 @@ def test_repeats_are_stored_once_and_bad_messages_quarantined(
     assert len(collector.store.quarantined(config.name)) == 1
 
 
-class _FailsOnce(Collector):
-    """A collector whose store fails on the first batch (a full disk, say)."""
-
-    failed = False
-
-    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
-        if not self.failed and batch.items:
-            self.failed = True
-            raise OSError("disk full")
-        return super().ingest_events(batch, source)
-
-
 def test_a_failed_batch_is_not_committed_and_is_stored_after_all(
     kafka_cluster: KafkaCluster, topic: str, group: str, config: ModelConfig, store: DuckDBStore
 ) -> None:
     events = demo_events(config, 800)
     _produce(kafka_cluster, topic, events)
-    collector = _FailsOnce({config.name: config}, store)
+    collector = _shared.FailsOnce({config.name: config}, store)
     offsets = _Offsets(kafka_cluster, topic, group)
     with _consumer(kafka_cluster, topic, group, collector) as consumer:
         deadline = time.monotonic() + WAIT_S
@@ -327,14 +303,12 @@ def test_consume_kafka_refuses_a_malformed_setting(tmp_path: Path) -> None:
 def _start(
     tmp_path: Path, cluster: KafkaCluster, topic: str, group: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "tripwire", "consume", "kafka"]
-    command += ["--config", str(tmp_path / "tripwire.yaml"), "--topic", topic]
-    command += ["--group", group, "--store", str(tmp_path / "s.duckdb"), "--batch-size", "500"]
+    args = ["consume", "kafka", "--config", str(tmp_path / "tripwire.yaml"), "--topic", topic]
+    args += ["--group", group, "--store", str(tmp_path / "s.duckdb"), "--batch-size", "500"]
     for key, value in CONSUMER_SETTINGS.items():
-        command += ["-X", f"{key}={value}"]
+        args += ["-X", f"{key}={value}"]
     env = {**os.environ, "TRIPWIRE_KAFKA_BOOTSTRAP": cluster.bootstrap}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return _shared.start(args, log, env)
 
 
 @pytest.mark.slow
@@ -354,10 +328,8 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
         process = _start(tmp_path, kafka_cluster, topic, group, log)
         # Once this run has committed a batch it is mid-stream; kill it a moment later, at
         # whatever point of its next batch that is.
-        _wait_for(lambda before=before: offsets.total() > before, process, log, "a commit")
-        time.sleep(rng.uniform(0.0, 0.05))
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        _shared.wait_for(lambda b=before: offsets.total() > b, process, log, "a commit")
+        _shared.kill_within(process, rng, 0.05)
         committed = offsets.total()
         with DuckDBStore(tmp_path / "s.duckdb") as store:
             count, distinct = _stored(store)
@@ -369,10 +341,8 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
 
     log = tmp_path / "consumer-final.log"
     process = _start(tmp_path, kafka_cluster, topic, group, log)
-    _wait_for(lambda: offsets.total() == n, process, log, "the topic to be consumed")
-    process.send_signal(signal.SIGTERM)  # a clean stop
-    assert process.wait(timeout=30) == 0, log.read_text()
-    assert b"stopped:" in log.read_bytes()
+    _shared.wait_for(lambda: offsets.total() == n, process, log, "the topic to be consumed")
+    _shared.stop_cleanly(process, log)
     offsets.close()
 
     with DuckDBStore(tmp_path / "s.duckdb") as store:
@@ -389,11 +359,7 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
 def test_consumer_benchmark_runs_and_reports_every_figure(
     kafka_cluster: KafkaCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "consumers.py"
-    spec = importlib.util.spec_from_file_location("tripwire_benchmark_consumers_kafka", path)
-    assert spec is not None and spec.loader is not None
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = _shared.benchmark("tripwire_benchmark_consumers_kafka")
     tiny = ["kafka", "--events", "1500", "--batch", "400", "--bootstrap", kafka_cluster.bootstrap]
     # One run (joining a group costs seconds): its JSON, and the text made from it.
     assert benchmark.main([*tiny, "--json"]) == 0

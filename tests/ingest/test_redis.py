@@ -10,11 +10,9 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,47 +27,38 @@ from tripwire.events import Rejected
 from tripwire.ingest.redis_consumer import RedisConsumer, decode
 from tripwire.ingest.redis_transport import RedisTransport
 from tripwire.logger import Logger, TransportError
-from tripwire.server.body import Batch
 from tripwire.server.collector import Collector
-from tripwire.server.schemas import EventIngestResult
 from tripwire.server.validation import UNKNOWN_MODEL
 from tripwire.store import DuckDBStore
 
 
-def _load_fixtures() -> ModuleType:
-    # By path: with --import-mode=importlib this directory is not on sys.path.
-    name = "tripwire_tests_redis_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).with_name("redis_fixtures.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def _load(name: str) -> ModuleType:
+    """``<name>.py`` of this directory, loaded once, as ``tripwire_tests_ingest_<name>``: by
+    path, since with --import-mode=importlib this directory is not on sys.path."""
+    module_name = f"tripwire_tests_ingest_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, Path(__file__).parent / f"{name}.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up by name
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 
-_fixtures = _load_fixtures()
+_shared = _load("shared")  # first: the fixtures take what they use of it from sys.modules
+_fixtures = _load("redis_fixtures")
 redis_server = _fixtures.redis_server
-config = _fixtures.config
-demo_events = _fixtures.demo_events
-_stored = _fixtures.stored
-_wait_for = _fixtures.wait_for
+config = _shared.config
+store = _shared.store
+collector = _shared.collector
+demo_events = _shared.demo_events
+_stored = _shared.stored
+_drain = _shared.drain
 RedisServer = Any  # redis_fixtures.RedisServer, loaded by path
 
 GROUP = "tripwire"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBStore]:
-    with DuckDBStore(tmp_path / "store.duckdb") as store:
-        yield store
-
-
-@pytest.fixture
-def collector(config: ModelConfig, store: DuckDBStore) -> Collector:
-    return Collector({config.name: config}, store)
 
 
 @pytest.fixture
@@ -82,14 +71,6 @@ def _consumer(
 ) -> RedisConsumer:
     options = {"batch_size": 500, "block_ms": 50, **options}
     return RedisConsumer(server.url, stream, GROUP, name, collector, **options)
-
-
-def _drain(consumer: RedisConsumer) -> int:
-    """Poll until a poll finds nothing; the entries handled."""
-    total = 0
-    while n := consumer.poll_once():
-        total += n
-    return total
 
 
 def _pending(server: RedisServer, stream: str) -> int:
@@ -267,24 +248,12 @@ def test_the_lag_is_unknown_only_where_redis_cannot_tell(
     client.close()
 
 
-class _FailsOnce(Collector):
-    """A collector whose store fails on the first batch (a full disk, say)."""
-
-    failed = False
-
-    def ingest_events(self, batch: Batch, source: str = "test") -> EventIngestResult:
-        if not self.failed:
-            self.failed = True
-            raise OSError("disk full")
-        return super().ingest_events(batch, source)
-
-
 def test_a_failed_batch_is_not_acknowledged_and_is_stored_after_all(
     redis_server: RedisServer, stream: str, config: ModelConfig, store: DuckDBStore
 ) -> None:
     events = demo_events(config, 800)
     _add(redis_server, stream, events)
-    collector = _FailsOnce({config.name: config}, store)
+    collector = _shared.FailsOnce({config.name: config}, store)
     consumer = _consumer(redis_server, stream, collector)
     with pytest.raises(OSError, match="disk full"):
         consumer.poll_once()
@@ -351,13 +320,11 @@ def test_consume_redis_help_has_an_example() -> None:
 def _start(
     tmp_path: Path, server: RedisServer, stream: str, name: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "tripwire", "consume", "redis"]
-    command += ["--config", str(tmp_path / "tripwire.yaml"), "--stream", stream]
-    command += ["--group", GROUP, "--consumer", name, "--store", str(tmp_path / "s.duckdb")]
-    command += ["--batch-size", "500", "--claim-idle-ms", "200"]
+    args = ["consume", "redis", "--config", str(tmp_path / "tripwire.yaml"), "--stream", stream]
+    args += ["--group", GROUP, "--consumer", name, "--store", str(tmp_path / "s.duckdb")]
+    args += ["--batch-size", "500", "--claim-idle-ms", "200"]
     env = {**os.environ, "TRIPWIRE_REDIS_URL": server.url}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return _shared.start(args, log, env)
 
 
 @pytest.mark.slow
@@ -377,10 +344,8 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
         # and the other name's are taken over with XAUTOCLAIM (--claim-idle-ms 200).
         process = _start(tmp_path, redis_server, stream, "ab"[k % 2], log)
         # "consuming ..." is printed after the first batch: from then on it is mid-stream.
-        _wait_for(lambda log=log: b"consuming" in log.read_bytes(), process, log, "a start")
-        time.sleep(rng.uniform(0.0, 0.15))
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        _shared.wait_for(lambda log=log: b"consuming" in log.read_bytes(), process, log, "a start")
+        _shared.kill_within(process, rng, 0.15)
         left_pending += int(client.xpending(stream, GROUP)["pending"]) > 0
 
     log = tmp_path / "consumer-final.log"
@@ -390,10 +355,8 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
         [group] = client.xinfo_groups(stream)
         return bool(group["pending"] == 0 and group["entries-read"] == n and group["lag"] == 0)
 
-    _wait_for(done, process, log, "the stream to be consumed")
-    process.send_signal(signal.SIGTERM)  # a clean stop
-    assert process.wait(timeout=30) == 0, log.read_text()
-    assert b"stopped:" in log.read_bytes()
+    _shared.wait_for(done, process, log, "the stream to be consumed")
+    _shared.stop_cleanly(process, log)
     client.close()
 
     # Some kills must have caught a batch read but not acknowledged, or redelivery was
@@ -412,11 +375,7 @@ def test_consumer_killed_mid_batch_again_and_again_stores_every_event_once(
 def test_consumer_benchmark_runs_and_reports_every_figure(
     redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "consumers.py"
-    spec = importlib.util.spec_from_file_location("tripwire_benchmark_consumers", path)
-    assert spec is not None and spec.loader is not None
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = _shared.benchmark("tripwire_benchmark_consumers")
     tiny = ["redis", "--events", "1500", "--batch", "400", "--redis-url", redis_server.url]
     assert benchmark.main(tiny) == 0
     out = capsys.readouterr().out
