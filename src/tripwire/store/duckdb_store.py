@@ -20,20 +20,16 @@ from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     COMPUTED_AT,
-    CONSUMER_UPSERT,
     CONSUMERS,
     CONSUMERS_QUERY,
     DROP_UNMOVED,
     HISTORY,
     KEEP_REVISIONS,
-    LATE,
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINE_INSERT,
-    RELABELLED,
     REVISIONS,
     REVISIONS_QUERY,
-    changed_since_computed,
     event_table,
     label_table,
     metric_table,
@@ -45,6 +41,7 @@ from tripwire.store.common import (
     windows_used_json,
 )
 from tripwire.store.schema import MIGRATIONS
+from tripwire.store.sql_store import SQLStore
 
 __all__ = ["PRODUCTION", "DuckDBStore"]
 
@@ -52,7 +49,7 @@ __all__ = ["PRODUCTION", "DuckDBStore"]
 WAL_LIMIT = "256MB"  # the write-ahead log's size that starts a checkpoint
 
 
-class DuckDBStore:
+class DuckDBStore(SQLStore):
     """Metric history, window profiles, incidents and calibrations in one DuckDB file.
 
     Parameters
@@ -210,33 +207,6 @@ class DuckDBStore:
         query += " ORDER BY window_start, segment, feature, metric"
         return self.connection.sql(query, params=params).to_arrow_table()
 
-    def window_starts(
-        self, model: str, length: timedelta, namespace: str = PRODUCTION
-    ) -> list[datetime]:
-        rows = self.connection.execute(
-            "SELECT window_start FROM windows WHERE model = ? AND namespace = ? "
-            "AND window_seconds = ? ORDER BY window_start",
-            [model, namespace, int(length.total_seconds())],
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def profiles(
-        self,
-        model: str,
-        length: timedelta,
-        since: datetime,
-        until: datetime,
-        namespace: str = PRODUCTION,
-    ) -> list[tuple[datetime, bytes]]:
-        """Stored window profiles in ``[since, until)``, to merge into a longer window."""
-        rows = self.connection.execute(
-            "SELECT window_start, profile FROM windows WHERE model = ? AND namespace = ? "
-            "AND window_seconds = ? AND window_start >= ? AND window_start < ? "
-            "ORDER BY window_start",
-            [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
-        ).fetchall()
-        return [(start, bytes(blob)) for start, blob in rows]
-
     def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
         """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
         the one kept before; False when that one was the same, which is then left alone."""
@@ -248,22 +218,6 @@ class DuckDBStore:
             [model, namespace, digest, state, now_utc()],
         )
         return True
-
-    def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None:
-        """The digest of ``model``'s kept reference (to tell whether it changed), or None."""
-        rows = self.connection.execute(
-            "SELECT digest FROM reference_profiles WHERE model = ? AND namespace = ?",
-            [model, namespace],
-        ).fetchall()
-        return str(rows[0][0]) if rows else None
-
-    def reference(self, model: str, namespace: str = PRODUCTION) -> bytes | None:
-        """``model``'s kept reference, as :meth:`save_reference` was given it, or None."""
-        rows = self.connection.execute(
-            "SELECT state FROM reference_profiles WHERE model = ? AND namespace = ?",
-            [model, namespace],
-        ).fetchall()
-        return bytes(rows[0][0]) if rows else None
 
     # -- the prediction log --------------------------------------------------------------
 
@@ -341,33 +295,6 @@ class DuckDBStore:
         )
         return self.connection.sql(query, params=params).to_arrow_table()
 
-    def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
-        """The timestamp of the model's earliest stored production event (at or after
-        ``since``, when given), naive UTC."""
-        query = "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'"
-        params: list[object] = [model]
-        if since is not None:
-            query += " AND ts >= ?"
-            params.append(naive_utc(since))
-        ((first,),) = self.connection.execute(query, params).fetchall()
-        return first  # type: ignore[no-any-return]
-
-    def relabelled_windows(
-        self, model: str, length: timedelta, since: datetime | None = None
-    ) -> list[datetime]:
-        """Starts of the model's production windows of ``length`` holding an event whose
-        label was received after the window's rows were computed (naive UTC); of the labels
-        received at or after ``since`` only, when given."""
-        return changed_since_computed(self.sql, self.dialect, model, length, RELABELLED, since)
-
-    def late_windows(
-        self, model: str, length: timedelta, since: datetime | None = None
-    ) -> list[datetime]:
-        """Starts of the model's production windows of ``length`` holding an event received
-        after the window's rows were computed: one that arrived after its grace (naive UTC);
-        of the events received at or after ``since`` only, when given."""
-        return changed_since_computed(self.sql, self.dialect, model, length, LATE, since)
-
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
         db = self.connection
@@ -391,12 +318,6 @@ class DuckDBStore:
             "INSERT OR REPLACE INTO abnormal_windows VALUES (?, ?, ?)",
             [model, naive_utc(start), reason],
         )
-
-    def abnormal_windows(self, model: str) -> set[datetime]:
-        rows = self.connection.execute(
-            "SELECT window_start FROM abnormal_windows WHERE model = ?", [model]
-        ).fetchall()
-        return {r[0] for r in rows}
 
     def save_calibration(
         self,
@@ -451,13 +372,6 @@ class DuckDBStore:
                 db.unregister("new_incidents")
 
     # -- queue consumers ------------------------------------------------------------------
-
-    def record_consumer(
-        self, source: str, stream: str, group: str, lag: int | None, stored: int
-    ) -> None:
-        """Keep a queue consumer's report on its group: its lag replaces the group's, the
-        events it stored since its last report add to the group's count."""
-        self.connection.execute(CONSUMER_UPSERT, [source, stream, group, lag, stored, now_utc()])
 
     def consumers(self) -> pa.Table:
         """Every consumer group's latest report, by source, stream and group; columns

@@ -30,7 +30,6 @@ from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     CALIBRATIONS,
     COMPUTED_AT,
-    CONSUMER_UPSERT,
     CONSUMERS,
     CONSUMERS_QUERY,
     DROP_UNMOVED,
@@ -38,16 +37,13 @@ from tripwire.store.common import (
     HISTORY,
     INCIDENTS,
     KEEP_REVISIONS,
-    LATE,
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINE_INSERT,
     QUARANTINED,
-    RELABELLED,
     REVISIONS,
     REVISIONS_QUERY,
     WINDOW_KEY,
-    changed_since_computed,
     event_table,
     label_table,
     metric_table,
@@ -60,6 +56,7 @@ from tripwire.store.common import (
     table_rows,
     windows_used_json,
 )
+from tripwire.store.sql_store import SQLStore
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -299,7 +296,7 @@ def _redacted(dsn: str) -> str:
     return make_conninfo("", **params)
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """Metric history, window profiles, incidents, calibrations and the prediction log in a
     PostgreSQL database.
 
@@ -538,33 +535,6 @@ class PostgresStore:
         )
         return self._table(query, params, HISTORY)
 
-    def window_starts(
-        self, model: str, length: timedelta, namespace: str = PRODUCTION
-    ) -> list[datetime]:
-        rows = self.connection.execute(
-            "SELECT window_start FROM windows WHERE model = %s AND namespace = %s "
-            "AND window_seconds = %s ORDER BY window_start",
-            [model, namespace, int(length.total_seconds())],
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def profiles(
-        self,
-        model: str,
-        length: timedelta,
-        since: datetime,
-        until: datetime,
-        namespace: str = PRODUCTION,
-    ) -> list[tuple[datetime, bytes]]:
-        """Stored window profiles in ``[since, until)``, to merge into a longer window."""
-        rows = self.connection.execute(
-            "SELECT window_start, profile FROM windows WHERE model = %s AND namespace = %s "
-            "AND window_seconds = %s AND window_start >= %s AND window_start < %s "
-            "ORDER BY window_start",
-            [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
-        ).fetchall()
-        return [(start, bytes(blob)) for start, blob in rows]
-
     def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
         """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
         the one kept before; False when that one was the same, which is then left alone."""
@@ -578,22 +548,6 @@ class PostgresStore:
             [model, namespace, digest, state, now_utc()],
         )
         return True
-
-    def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None:
-        """The digest of ``model``'s kept reference (to tell whether it changed), or None."""
-        row = self.connection.execute(
-            "SELECT digest FROM reference_profiles WHERE model = %s AND namespace = %s",
-            [model, namespace],
-        ).fetchone()
-        return str(row[0]) if row else None
-
-    def reference(self, model: str, namespace: str = PRODUCTION) -> bytes | None:
-        """``model``'s kept reference, as :meth:`save_reference` was given it, or None."""
-        row = self.connection.execute(
-            "SELECT state FROM reference_profiles WHERE model = %s AND namespace = %s",
-            [model, namespace],
-        ).fetchone()
-        return bytes(row[0]) if row else None
 
     # -- the prediction log --------------------------------------------------------------
 
@@ -680,33 +634,6 @@ class PostgresStore:
             params.append(naive_utc(until))
         return self._table(query + " ORDER BY e.ts", params, EVENTS)
 
-    def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
-        """The timestamp of the model's earliest stored production event (at or after
-        ``since``, when given), naive UTC."""
-        query = "SELECT min(ts) FROM events WHERE model = %s AND role = 'production'"
-        params: list[object] = [model]
-        if since is not None:
-            query += " AND ts >= %s"
-            params.append(naive_utc(since))
-        row = self.connection.execute(query, params).fetchone()
-        return None if row is None else row[0]
-
-    def relabelled_windows(
-        self, model: str, length: timedelta, since: datetime | None = None
-    ) -> list[datetime]:
-        """Starts of the model's production windows of ``length`` holding an event whose
-        label was received after the window's rows were computed (naive UTC); of the labels
-        received at or after ``since`` only, when given."""
-        return changed_since_computed(self.sql, self.dialect, model, length, RELABELLED, since)
-
-    def late_windows(
-        self, model: str, length: timedelta, since: datetime | None = None
-    ) -> list[datetime]:
-        """Starts of the model's production windows of ``length`` holding an event received
-        after the window's rows were computed: one that arrived after its grace (naive UTC);
-        of the events received at or after ``since`` only, when given."""
-        return changed_since_computed(self.sql, self.dialect, model, length, LATE, since)
-
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
         cutoff = naive_utc(before)
@@ -730,12 +657,6 @@ class PostgresStore:
             "ON CONFLICT (model, window_start) DO UPDATE SET reason = excluded.reason",
             [model, naive_utc(start), reason],
         )
-
-    def abnormal_windows(self, model: str) -> set[datetime]:
-        rows = self.connection.execute(
-            "SELECT window_start FROM abnormal_windows WHERE model = %s", [model]
-        ).fetchall()
-        return {r[0] for r in rows}
 
     def save_calibration(
         self,
@@ -802,15 +723,6 @@ class PostgresStore:
                 self._copy(cursor, "incidents", incidents.column_names, rows)
 
     # -- queue consumers ------------------------------------------------------------------
-
-    def record_consumer(
-        self, source: str, stream: str, group: str, lag: int | None, stored: int
-    ) -> None:
-        """Keep a queue consumer's report on its group: its lag replaces the group's, the
-        events it stored since its last report add to the group's count."""
-        self.connection.execute(
-            _dialect(CONSUMER_UPSERT), [source, stream, group, lag, stored, now_utc()]
-        )
 
     def consumers(self) -> pa.Table:
         """Every consumer group's latest report, by source, stream and group; columns

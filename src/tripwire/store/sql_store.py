@@ -1,0 +1,129 @@
+"""What the two stores do alike, written once: the methods whose SQL reads the same in DuckDB
+and in PostgreSQL, over the few things each store does its own way.
+
+A store built on :class:`SQLStore` provides :meth:`~SQLStore.sql` (one statement written with
+``?`` placeholders, its rows) and :meth:`~SQLStore.transaction`; the connection, the
+migrations, bulk writes and what differs by dialect stay in the store's own module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from tripwire.store.common import (
+    CONSUMER_UPSERT,
+    LATE,
+    PRODUCTION,
+    RELABELLED,
+    changed_since_computed,
+    naive_utc,
+    now_utc,
+)
+
+
+class SQLStore(ABC):
+    """The methods of :class:`~tripwire.store.base.Store` that are the same query in every
+    dialect, written against the primitives each store provides."""
+
+    dialect: Literal["duckdb", "postgres"]
+
+    @abstractmethod
+    def sql(self, statement: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with ``?`` placeholders; the rows it returns."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Statements inside are committed together or not at all; uses may nest."""
+
+    # -- windows and metric rows ---------------------------------------------------------
+
+    def window_starts(
+        self, model: str, length: timedelta, namespace: str = PRODUCTION
+    ) -> list[datetime]:
+        rows = self.sql(
+            "SELECT window_start FROM windows WHERE model = ? AND namespace = ? "
+            "AND window_seconds = ? ORDER BY window_start",
+            [model, namespace, int(length.total_seconds())],
+        )
+        return [r[0] for r in rows]
+
+    def profiles(
+        self,
+        model: str,
+        length: timedelta,
+        since: datetime,
+        until: datetime,
+        namespace: str = PRODUCTION,
+    ) -> list[tuple[datetime, bytes]]:
+        """Stored window profiles in ``[since, until)``, to merge into a longer window."""
+        rows = self.sql(
+            "SELECT window_start, profile FROM windows WHERE model = ? AND namespace = ? "
+            "AND window_seconds = ? AND window_start >= ? AND window_start < ? "
+            "ORDER BY window_start",
+            [model, namespace, int(length.total_seconds()), naive_utc(since), naive_utc(until)],
+        )
+        return [(start, bytes(blob)) for start, blob in rows]
+
+    def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None:
+        """The digest of ``model``'s kept reference (to tell whether it changed), or None."""
+        rows = self.sql(
+            "SELECT digest FROM reference_profiles WHERE model = ? AND namespace = ?",
+            [model, namespace],
+        )
+        return str(rows[0][0]) if rows else None
+
+    def reference(self, model: str, namespace: str = PRODUCTION) -> bytes | None:
+        """``model``'s kept reference, as :meth:`save_reference` was given it, or None."""
+        rows = self.sql(
+            "SELECT state FROM reference_profiles WHERE model = ? AND namespace = ?",
+            [model, namespace],
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    # -- the prediction log --------------------------------------------------------------
+
+    def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
+        """The timestamp of the model's earliest stored production event (at or after
+        ``since``, when given), naive UTC."""
+        query = "SELECT min(ts) FROM events WHERE model = ? AND role = 'production'"
+        params: list[object] = [model]
+        if since is not None:
+            query += " AND ts >= ?"
+            params.append(naive_utc(since))
+        ((first,),) = self.sql(query, params)
+        return first  # type: ignore[no-any-return]
+
+    def relabelled_windows(
+        self, model: str, length: timedelta, since: datetime | None = None
+    ) -> list[datetime]:
+        """Starts of the model's production windows of ``length`` holding an event whose
+        label was received after the window's rows were computed (naive UTC); of the labels
+        received at or after ``since`` only, when given."""
+        return changed_since_computed(self.sql, self.dialect, model, length, RELABELLED, since)
+
+    def late_windows(
+        self, model: str, length: timedelta, since: datetime | None = None
+    ) -> list[datetime]:
+        """Starts of the model's production windows of ``length`` holding an event received
+        after the window's rows were computed: one that arrived after its grace (naive UTC);
+        of the events received at or after ``since`` only, when given."""
+        return changed_since_computed(self.sql, self.dialect, model, length, LATE, since)
+
+    # -- abnormal windows ----------------------------------------------------------------
+
+    def abnormal_windows(self, model: str) -> set[datetime]:
+        rows = self.sql("SELECT window_start FROM abnormal_windows WHERE model = ?", [model])
+        return {r[0] for r in rows}
+
+    # -- queue consumers ------------------------------------------------------------------
+
+    def record_consumer(
+        self, source: str, stream: str, group: str, lag: int | None, stored: int
+    ) -> None:
+        """Keep a queue consumer's report on its group: its lag replaces the group's, the
+        events it stored since its last report add to the group's count."""
+        self.sql(CONSUMER_UPSERT, [source, stream, group, lag, stored, now_utc()])
