@@ -37,8 +37,6 @@ from tripwire.store.common import (
     newer_schema,
     now_utc,
     quarantine_rows,
-    state_digest,
-    windows_used_json,
 )
 from tripwire.store.schema import MIGRATIONS
 from tripwire.store.sql_store import SQLStore
@@ -207,18 +205,6 @@ class DuckDBStore(SQLStore):
         query += " ORDER BY window_start, segment, feature, metric"
         return self.connection.sql(query, params=params).to_arrow_table()
 
-    def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
-        """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
-        the one kept before; False when that one was the same, which is then left alone."""
-        digest = state_digest(state)
-        if self.reference_digest(model, namespace) == digest:
-            return False
-        self.connection.execute(
-            "INSERT OR REPLACE INTO reference_profiles VALUES (?, ?, ?, ?, ?)",
-            [model, namespace, digest, state, now_utc()],
-        )
-        return True
-
     # -- the prediction log --------------------------------------------------------------
 
     def write_events(self, events: Sequence[Event]) -> int:
@@ -311,39 +297,6 @@ class DuckDBStore(SQLStore):
         return int(count)
 
     # -- abnormal windows and calibrations -----------------------------------------------
-
-    def mark_abnormal(self, model: str, start: datetime, reason: str) -> None:
-        """Keep a window out of calibration (a known outage, a holiday, a test)."""
-        self.connection.execute(
-            "INSERT OR REPLACE INTO abnormal_windows VALUES (?, ?, ?)",
-            [model, naive_utc(start), reason],
-        )
-
-    def save_calibration(
-        self,
-        model: str,
-        metric: str,
-        feature: str,
-        segment: str,
-        threshold: float,
-        quantile: float,
-        floor: float,
-        windows_used: Sequence[datetime],
-    ) -> None:
-        self.connection.execute(
-            "INSERT OR REPLACE INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                model,
-                metric,
-                feature,
-                segment,
-                threshold,
-                quantile,
-                floor,
-                windows_used_json(windows_used),
-                now_utc(),
-            ],
-        )
 
     def calibrations(self, model: str) -> pa.Table:
         return self.connection.sql(

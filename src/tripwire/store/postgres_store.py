@@ -52,9 +52,7 @@ from tripwire.store.common import (
     now_utc,
     quarantine_rows,
     rows_to_table,
-    state_digest,
     table_rows,
-    windows_used_json,
 )
 from tripwire.store.sql_store import SQLStore
 
@@ -535,20 +533,6 @@ class PostgresStore(SQLStore):
         )
         return self._table(query, params, HISTORY)
 
-    def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
-        """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
-        the one kept before; False when that one was the same, which is then left alone."""
-        digest = state_digest(state)
-        if self.reference_digest(model, namespace) == digest:
-            return False
-        self.connection.execute(
-            "INSERT INTO reference_profiles VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT (model, namespace) DO UPDATE SET digest = EXCLUDED.digest, "
-            "state = EXCLUDED.state, stored_at = EXCLUDED.stored_at",
-            [model, namespace, digest, state, now_utc()],
-        )
-        return True
-
     # -- the prediction log --------------------------------------------------------------
 
     def write_events(self, events: Sequence[Event]) -> int:
@@ -649,44 +633,6 @@ class PostgresStore(SQLStore):
             return deleted.rowcount
 
     # -- abnormal windows and calibrations -----------------------------------------------
-
-    def mark_abnormal(self, model: str, start: datetime, reason: str) -> None:
-        """Keep a window out of calibration (a known outage, a holiday, a test)."""
-        self.connection.execute(
-            "INSERT INTO abnormal_windows VALUES (%s, %s, %s) "
-            "ON CONFLICT (model, window_start) DO UPDATE SET reason = excluded.reason",
-            [model, naive_utc(start), reason],
-        )
-
-    def save_calibration(
-        self,
-        model: str,
-        metric: str,
-        feature: str,
-        segment: str,
-        threshold: float,
-        quantile: float,
-        floor: float,
-        windows_used: Sequence[datetime],
-    ) -> None:
-        self.connection.execute(
-            "INSERT INTO calibrations VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (model, metric, feature, segment) DO UPDATE SET "
-            "threshold = excluded.threshold, quantile = excluded.quantile, "
-            "floor = excluded.floor, windows_used = excluded.windows_used, "
-            "computed_at = excluded.computed_at",
-            [
-                model,
-                metric,
-                feature,
-                segment,
-                threshold,
-                quantile,
-                floor,
-                windows_used_json(windows_used),
-                now_utc(),
-            ],
-        )
 
     def calibrations(self, model: str) -> pa.Table:
         return self._table(

@@ -4,6 +4,9 @@ and in PostgreSQL, over the few things each store does its own way.
 A store built on :class:`SQLStore` provides :meth:`~SQLStore.sql` (one statement written with
 ``?`` placeholders, its rows) and :meth:`~SQLStore.transaction`; the connection, the
 migrations, bulk writes and what differs by dialect stay in the store's own module.
+
+Upserts are ``INSERT ... ON CONFLICT DO UPDATE``, which both databases run alike (DuckDB's
+``INSERT OR REPLACE`` is its shorthand for the same).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from tripwire.store.common import (
     changed_since_computed,
     naive_utc,
     now_utc,
+    state_digest,
+    windows_used_json,
 )
 
 
@@ -68,6 +73,20 @@ class SQLStore(ABC):
         )
         return [(start, bytes(blob)) for start, blob in rows]
 
+    def save_reference(self, model: str, state: bytes, namespace: str = PRODUCTION) -> bool:
+        """Keep ``model``'s fitted reference (the bytes ``Monitor.to_bytes`` gives), replacing
+        the one kept before; False when that one was the same, which is then left alone."""
+        digest = state_digest(state)
+        if self.reference_digest(model, namespace) == digest:
+            return False
+        self.sql(
+            "INSERT INTO reference_profiles VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (model, namespace) DO UPDATE SET digest = excluded.digest, "
+            "state = excluded.state, stored_at = excluded.stored_at",
+            [model, namespace, digest, state, now_utc()],
+        )
+        return True
+
     def reference_digest(self, model: str, namespace: str = PRODUCTION) -> str | None:
         """The digest of ``model``'s kept reference (to tell whether it changed), or None."""
         rows = self.sql(
@@ -113,11 +132,49 @@ class SQLStore(ABC):
         of the events received at or after ``since`` only, when given."""
         return changed_since_computed(self.sql, self.dialect, model, length, LATE, since)
 
-    # -- abnormal windows ----------------------------------------------------------------
+    # -- abnormal windows and calibrations -----------------------------------------------
+
+    def mark_abnormal(self, model: str, start: datetime, reason: str) -> None:
+        """Keep a window out of calibration (a known outage, a holiday, a test)."""
+        self.sql(
+            "INSERT INTO abnormal_windows VALUES (?, ?, ?) "
+            "ON CONFLICT (model, window_start) DO UPDATE SET reason = excluded.reason",
+            [model, naive_utc(start), reason],
+        )
 
     def abnormal_windows(self, model: str) -> set[datetime]:
         rows = self.sql("SELECT window_start FROM abnormal_windows WHERE model = ?", [model])
         return {r[0] for r in rows}
+
+    def save_calibration(
+        self,
+        model: str,
+        metric: str,
+        feature: str,
+        segment: str,
+        threshold: float,
+        quantile: float,
+        floor: float,
+        windows_used: Sequence[datetime],
+    ) -> None:
+        self.sql(
+            "INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (model, metric, feature, segment) DO UPDATE SET "
+            "threshold = excluded.threshold, quantile = excluded.quantile, "
+            "floor = excluded.floor, windows_used = excluded.windows_used, "
+            "computed_at = excluded.computed_at",
+            [
+                model,
+                metric,
+                feature,
+                segment,
+                threshold,
+                quantile,
+                floor,
+                windows_used_json(windows_used),
+                now_utc(),
+            ],
+        )
 
     # -- queue consumers ------------------------------------------------------------------
 
