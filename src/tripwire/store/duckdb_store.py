@@ -20,16 +20,12 @@ from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     COMPUTED_AT,
-    CONSUMERS,
-    CONSUMERS_QUERY,
     DROP_UNMOVED,
     HISTORY,
     KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINE_INSERT,
-    REVISIONS,
-    REVISIONS_QUERY,
     event_table,
     label_table,
     metric_table,
@@ -104,6 +100,11 @@ class DuckDBStore(SQLStore):
         """Run one statement written with ``?`` placeholders; the rows it returns."""
         return self.connection.execute(statement, list(params)).fetchall()
 
+    def table(self, statement: str, params: Sequence[object], schema: pa.Schema) -> pa.Table:
+        """The rows of one query written with ``?`` placeholders, as a table of ``schema``
+        (DuckDB's own Arrow, whose types the schema's already are)."""
+        return self.connection.sql(statement, params=list(params)).to_arrow_table().cast(schema)
+
     def __enter__(self) -> DuckDBStore:
         return self
 
@@ -161,16 +162,6 @@ class DuckDBStore(SQLStore):
             db.unregister("new_rows")
             if earlier:
                 db.execute(DROP_UNMOVED, [*key, earlier[0][0]])
-
-    def revisions(
-        self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
-    ) -> pa.Table:
-        """How a window's performance rows moved as it was computed again (labels arriving):
-        each earlier version that differs from the next, then the current one, by segment,
-        feature and metric, oldest first; columns :data:`~tripwire.store.common.REVISIONS`."""
-        key = [model, namespace, naive_utc(start), int(length.total_seconds())]
-        query = REVISIONS_QUERY + " ORDER BY segment, feature, metric, computed_at"
-        return self.connection.sql(query, params=key + key).to_arrow_table().cast(REVISIONS)
 
     def history(
         self,
@@ -244,13 +235,6 @@ class DuckDBStore(SQLStore):
             return
         self.connection.executemany(QUARANTINE_INSERT, quarantine_rows(model, source, rejected))
 
-    def quarantined(self, model: str) -> pa.Table:
-        return self.connection.sql(
-            "SELECT received_at, source, reason, payload FROM quarantine WHERE model = ? "
-            "ORDER BY id",
-            params=[model],
-        ).to_arrow_table()
-
     def events(
         self,
         model: str,
@@ -296,21 +280,7 @@ class DuckDBStore(SQLStore):
             db.execute("DELETE FROM events WHERE model = ? AND ts < ?", [model, naive_utc(before)])
         return int(count)
 
-    # -- abnormal windows and calibrations -----------------------------------------------
-
-    def calibrations(self, model: str) -> pa.Table:
-        return self.connection.sql(
-            "SELECT * FROM calibrations WHERE model = ? ORDER BY metric, feature, segment",
-            params=[model],
-        ).to_arrow_table()
-
     # -- incidents ------------------------------------------------------------------------
-
-    def incidents(self, model: str, namespace: str = PRODUCTION) -> pa.Table:
-        return self.connection.sql(
-            "SELECT * FROM incidents WHERE model = ? AND namespace = ? ORDER BY opened_at, rule",
-            params=[model, namespace],
-        ).to_arrow_table()
 
     def save_incidents(self, model: str, incidents: pa.Table, namespace: str = PRODUCTION) -> None:
         """Replace the model's incidents with the ones derived from its history."""
@@ -323,11 +293,3 @@ class DuckDBStore(SQLStore):
                 db.register("new_incidents", incidents)
                 db.execute("INSERT INTO incidents BY NAME SELECT * FROM new_incidents")
                 db.unregister("new_incidents")
-
-    # -- queue consumers ------------------------------------------------------------------
-
-    def consumers(self) -> pa.Table:
-        """Every consumer group's latest report, by source, stream and group; columns
-        :data:`~tripwire.store.common.CONSUMERS`."""
-        query = CONSUMERS_QUERY + " ORDER BY source, stream, group_id"
-        return self.connection.sql(query).to_arrow_table().cast(CONSUMERS)

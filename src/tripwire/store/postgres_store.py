@@ -28,21 +28,14 @@ from tripwire.errors import TripwireError
 from tripwire.events import Event, Label, Rejected
 from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
-    CALIBRATIONS,
     COMPUTED_AT,
-    CONSUMERS,
-    CONSUMERS_QUERY,
     DROP_UNMOVED,
     EVENTS,
     HISTORY,
-    INCIDENTS,
     KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINE_INSERT,
-    QUARANTINED,
-    REVISIONS,
-    REVISIONS_QUERY,
     WINDOW_KEY,
     event_table,
     label_table,
@@ -275,8 +268,9 @@ _WHERE_WINDOW = "model = %s AND namespace = %s AND window_start = %s AND window_
 
 
 def _dialect(statement: str) -> str:
-    """A statement shared with DuckDB (``?`` placeholders, no ``%``) in psycopg's style."""
-    return statement.replace("?", "%s")
+    """A statement shared with DuckDB (``?`` placeholders) in psycopg's style."""
+    # psycopg's placeholders are %s, so a literal % must be doubled first.
+    return statement.replace("%", "%%").replace("?", "%s")
 
 
 def _names(columns: Sequence[str]) -> sql.Composable:
@@ -306,6 +300,7 @@ class PostgresStore(SQLStore):
     """
 
     dialect: Literal["postgres"] = "postgres"
+    text_order = ' COLLATE "C"'  # DuckDB's order: by byte value, not the database's collation
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -355,11 +350,13 @@ class PostgresStore(SQLStore):
     def sql(self, statement: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Run one statement written with ``?`` placeholders (DuckDB's); the rows it returns,
         if any."""
-        # psycopg's placeholders are %s, so a literal % must be doubled first.
-        cursor = self.connection.execute(
-            statement.replace("%", "%%").replace("?", "%s"), list(params)
-        )
+        cursor = self.connection.execute(_dialect(statement), list(params))
         return cursor.fetchall() if cursor.description is not None else []
+
+    def table(self, statement: str, params: Sequence[object], schema: pa.Schema) -> pa.Table:
+        """The rows of one query written with ``?`` placeholders, as a table of ``schema``,
+        whose columns the query selects in order (see :meth:`_table`)."""
+        return self._table(_dialect(statement), params, schema)
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -485,18 +482,6 @@ class PostgresStore(SQLStore):
             if earlier:
                 cursor.execute(_dialect(DROP_UNMOVED), [*key, earlier[0][0]])
 
-    def revisions(
-        self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
-    ) -> pa.Table:
-        """How a window's performance rows moved as it was computed again (labels arriving):
-        each earlier version that differs from the next, then the current one, by segment,
-        feature and metric, oldest first; columns :data:`~tripwire.store.common.REVISIONS`."""
-        key = [model, namespace, naive_utc(start), int(length.total_seconds())]
-        query = _dialect(REVISIONS_QUERY) + (
-            ' ORDER BY segment COLLATE "C", feature COLLATE "C", metric COLLATE "C", computed_at'
-        )
-        return self._table(query, key + key, REVISIONS)
-
     def history(
         self,
         model: str,
@@ -585,13 +570,6 @@ class PostgresStore(SQLStore):
                 QUARANTINE_INSERT.replace("?", "%s"), quarantine_rows(model, source, rejected)
             )
 
-    def quarantined(self, model: str) -> pa.Table:
-        return self._table(
-            f"SELECT {', '.join(QUARANTINED.names)} FROM quarantine WHERE model = %s ORDER BY id",
-            [model],
-            QUARANTINED,
-        )
-
     def events(
         self,
         model: str,
@@ -632,25 +610,7 @@ class PostgresStore(SQLStore):
             )
             return deleted.rowcount
 
-    # -- abnormal windows and calibrations -----------------------------------------------
-
-    def calibrations(self, model: str) -> pa.Table:
-        return self._table(
-            f"SELECT {', '.join(CALIBRATIONS.names)} FROM calibrations WHERE model = %s "
-            'ORDER BY metric COLLATE "C", feature COLLATE "C", segment COLLATE "C"',
-            [model],
-            CALIBRATIONS,
-        )
-
     # -- incidents ------------------------------------------------------------------------
-
-    def incidents(self, model: str, namespace: str = PRODUCTION) -> pa.Table:
-        return self._table(
-            f"SELECT {', '.join(INCIDENTS.names)} FROM incidents "
-            'WHERE model = %s AND namespace = %s ORDER BY opened_at, rule COLLATE "C"',
-            [model, namespace],
-            INCIDENTS,
-        )
 
     def save_incidents(self, model: str, incidents: pa.Table, namespace: str = PRODUCTION) -> None:
         """Replace the model's incidents with the ones derived from its history."""
@@ -667,12 +627,3 @@ class PostgresStore(SQLStore):
                     for row in table_rows(incidents)
                 )
                 self._copy(cursor, "incidents", incidents.column_names, rows)
-
-    # -- queue consumers ------------------------------------------------------------------
-
-    def consumers(self) -> pa.Table:
-        """Every consumer group's latest report, by source, stream and group; columns
-        :data:`~tripwire.store.common.CONSUMERS`."""
-        order = ' ORDER BY source COLLATE "C", stream COLLATE "C", group_id COLLATE "C"'
-        query = CONSUMERS_QUERY + order
-        return self._table(query, [], CONSUMERS)

@@ -2,7 +2,8 @@
 and in PostgreSQL, over the few things each store does its own way.
 
 A store built on :class:`SQLStore` provides :meth:`~SQLStore.sql` (one statement written with
-``?`` placeholders, its rows) and :meth:`~SQLStore.transaction`; the connection, the
+``?`` placeholders, its rows), :meth:`~SQLStore.table` (the same, its rows as Arrow) and
+:meth:`~SQLStore.transaction`; the connection, the
 migrations, bulk writes and what differs by dialect stay in the store's own module.
 
 Upserts are ``INSERT ... ON CONFLICT DO UPDATE``, which both databases run alike (DuckDB's
@@ -15,13 +16,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
 
 from tripwire.store.common import (
+    CALIBRATIONS,
     CONSUMER_UPSERT,
+    CONSUMERS,
+    CONSUMERS_QUERY,
+    INCIDENTS,
     LATE,
     PRODUCTION,
+    QUARANTINED,
     RELABELLED,
+    REVISIONS,
+    REVISIONS_QUERY,
     changed_since_computed,
     naive_utc,
     now_utc,
@@ -36,15 +46,38 @@ class SQLStore(ABC):
 
     dialect: Literal["duckdb", "postgres"]
 
+    # What ORDER BY writes after a text column for text to sort by byte value, as DuckDB sorts
+    # it; PostgreSQL would follow the database's collation.
+    text_order: ClassVar[str] = ""
+
     @abstractmethod
     def sql(self, statement: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Run one statement written with ``?`` placeholders; the rows it returns."""
 
     @abstractmethod
+    def table(self, statement: str, params: Sequence[object], schema: pa.Schema) -> pa.Table:
+        """The rows of one query written with ``?`` placeholders, as a table of ``schema``,
+        whose columns the query selects in order."""
+
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
         """Statements inside are committed together or not at all; uses may nest."""
 
+    def _by_bytes(self, *columns: str) -> str:
+        """Text ``columns`` for ORDER BY, each sorted by byte value."""
+        return ", ".join(column + self.text_order for column in columns)
+
     # -- windows and metric rows ---------------------------------------------------------
+
+    def revisions(
+        self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
+    ) -> pa.Table:
+        """How a window's performance rows moved as it was computed again (labels arriving):
+        each earlier version that differs from the next, then the current one, by segment,
+        feature and metric, oldest first; columns :data:`~tripwire.store.common.REVISIONS`."""
+        key = [model, namespace, naive_utc(start), int(length.total_seconds())]
+        order = f" ORDER BY {self._by_bytes('segment', 'feature', 'metric')}, computed_at"
+        return self.table(REVISIONS_QUERY + order, key + key, REVISIONS)
 
     def window_starts(
         self, model: str, length: timedelta, namespace: str = PRODUCTION
@@ -104,6 +137,13 @@ class SQLStore(ABC):
         return bytes(rows[0][0]) if rows else None
 
     # -- the prediction log --------------------------------------------------------------
+
+    def quarantined(self, model: str) -> pa.Table:
+        return self.table(
+            f"SELECT {', '.join(QUARANTINED.names)} FROM quarantine WHERE model = ? ORDER BY id",
+            [model],
+            QUARANTINED,
+        )
 
     def first_event(self, model: str, since: datetime | None = None) -> datetime | None:
         """The timestamp of the model's earliest stored production event (at or after
@@ -176,6 +216,24 @@ class SQLStore(ABC):
             ],
         )
 
+    def calibrations(self, model: str) -> pa.Table:
+        return self.table(
+            f"SELECT {', '.join(CALIBRATIONS.names)} FROM calibrations WHERE model = ? "
+            f"ORDER BY {self._by_bytes('metric', 'feature', 'segment')}",
+            [model],
+            CALIBRATIONS,
+        )
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def incidents(self, model: str, namespace: str = PRODUCTION) -> pa.Table:
+        return self.table(
+            f"SELECT {', '.join(INCIDENTS.names)} FROM incidents "
+            f"WHERE model = ? AND namespace = ? ORDER BY opened_at, {self._by_bytes('rule')}",
+            [model, namespace],
+            INCIDENTS,
+        )
+
     # -- queue consumers ------------------------------------------------------------------
 
     def record_consumer(
@@ -184,3 +242,9 @@ class SQLStore(ABC):
         """Keep a queue consumer's report on its group: its lag replaces the group's, the
         events it stored since its last report add to the group's count."""
         self.sql(CONSUMER_UPSERT, [source, stream, group, lag, stored, now_utc()])
+
+    def consumers(self) -> pa.Table:
+        """Every consumer group's latest report, by source, stream and group; columns
+        :data:`~tripwire.store.common.CONSUMERS`."""
+        order = f" ORDER BY {self._by_bytes('source', 'stream', 'group_id')}"
+        return self.table(CONSUMERS_QUERY + order, [], CONSUMERS)
