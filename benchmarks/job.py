@@ -251,9 +251,8 @@ def describe(store: Store, postgres_given: bool) -> tuple[str, float]:
         "SELECT pg_total_relation_size('events') + pg_total_relation_size('labels')"
     ).fetchall()
     where = "--postgres" if postgres_given else "throwaway cluster, loopback, fsync on"
-    return f"PostgreSQL {postgres_version(store)} ({where}), psycopg {version('psycopg')}", (
-        size / MB
-    )
+    drivers = f"psycopg {version('psycopg')}, ADBC {version('adbc-driver-postgresql')} (reads)"
+    return f"PostgreSQL {postgres_version(store)} ({where}), {drivers}", size / MB
 
 
 # --------------------------------------------------------------------------- measuring
