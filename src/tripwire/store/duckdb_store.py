@@ -21,7 +21,6 @@ from tripwire.layers.rows import MetricRow
 from tripwire.store.common import (
     COMPUTED_AT,
     DROP_UNMOVED,
-    HISTORY,
     KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
@@ -105,6 +104,9 @@ class DuckDBStore(SQLStore):
         (DuckDB's own Arrow, whose types the schema's already are)."""
         return self.connection.sql(statement, params=list(params)).to_arrow_table().cast(schema)
 
+    def _one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
     def __enter__(self) -> DuckDBStore:
         return self
 
@@ -162,39 +164,6 @@ class DuckDBStore(SQLStore):
             db.unregister("new_rows")
             if earlier:
                 db.execute(DROP_UNMOVED, [*key, earlier[0][0]])
-
-    def history(
-        self,
-        model: str,
-        length: timedelta,
-        metrics: Sequence[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        namespace: str = PRODUCTION,
-        *,
-        features: Sequence[str] | None = None,
-    ) -> pa.Table:
-        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first;
-        of ``metrics`` and of ``features`` only ('' for the outputs' rows), when given."""
-        query = (
-            f"SELECT {', '.join(HISTORY.names)} FROM metrics "
-            "WHERE model = ? AND namespace = ? AND window_seconds = ?"
-        )
-        params: list[object] = [model, namespace, int(length.total_seconds())]
-        if metrics is not None:
-            query += f" AND metric IN ({', '.join('?' for _ in metrics)})"
-            params += list(metrics)
-        if features is not None:
-            query += f" AND feature IN ({', '.join('?' for _ in features)})"
-            params += list(features)
-        if since is not None:
-            query += " AND window_start >= ?"
-            params.append(naive_utc(since))
-        if until is not None:
-            query += " AND window_start < ?"
-            params.append(naive_utc(until))
-        query += " ORDER BY window_start, segment, feature, metric"
-        return self.connection.sql(query, params=params).to_arrow_table()
 
     # -- the prediction log --------------------------------------------------------------
 

@@ -31,7 +31,6 @@ from tripwire.store.common import (
     COMPUTED_AT,
     DROP_UNMOVED,
     EVENTS,
-    HISTORY,
     KEEP_REVISIONS,
     METRIC_COLUMNS,
     PRODUCTION,
@@ -358,6 +357,10 @@ class PostgresStore(SQLStore):
         whose columns the query selects in order (see :meth:`_table`)."""
         return self._table(_dialect(statement), params, schema)
 
+    def _one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        # One array parameter, however many values.
+        return f"{column} = ANY(?)", [list(values)]
+
     def __enter__(self) -> PostgresStore:
         return self
 
@@ -481,42 +484,6 @@ class PostgresStore(SQLStore):
             )
             if earlier:
                 cursor.execute(_dialect(DROP_UNMOVED), [*key, earlier[0][0]])
-
-    def history(
-        self,
-        model: str,
-        length: timedelta,
-        metrics: Sequence[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        namespace: str = PRODUCTION,
-        *,
-        features: Sequence[str] | None = None,
-    ) -> pa.Table:
-        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first;
-        of ``metrics`` and of ``features`` only ('' for the outputs' rows), when given."""
-        query = (
-            f"SELECT {', '.join(HISTORY.names)} FROM metrics "
-            "WHERE model = %s AND namespace = %s AND window_seconds = %s"
-        )
-        params: list[object] = [model, namespace, int(length.total_seconds())]
-        if metrics is not None:
-            query += " AND metric = ANY(%s)"
-            params.append(list(metrics))
-        if features is not None:
-            query += " AND feature = ANY(%s)"
-            params.append(list(features))
-        if since is not None:
-            query += " AND window_start >= %s"
-            params.append(naive_utc(since))
-        if until is not None:
-            query += " AND window_start < %s"
-            params.append(naive_utc(until))
-        # COLLATE "C": DuckDB orders text by byte value; the database's collation may not.
-        query += (
-            ' ORDER BY window_start, segment COLLATE "C", feature COLLATE "C", metric COLLATE "C"'
-        )
-        return self._table(query, params, HISTORY)
 
     # -- the prediction log --------------------------------------------------------------
 

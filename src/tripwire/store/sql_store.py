@@ -25,6 +25,7 @@ from tripwire.store.common import (
     CONSUMER_UPSERT,
     CONSUMERS,
     CONSUMERS_QUERY,
+    HISTORY,
     INCIDENTS,
     LATE,
     PRODUCTION,
@@ -63,11 +64,47 @@ class SQLStore(ABC):
     def transaction(self) -> AbstractContextManager[None]:
         """Statements inside are committed together or not at all; uses may nest."""
 
+    @abstractmethod
+    def _one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        """A condition that ``column`` holds one of ``values``, and its parameters."""
+
     def _by_bytes(self, *columns: str) -> str:
         """Text ``columns`` for ORDER BY, each sorted by byte value."""
         return ", ".join(column + self.text_order for column in columns)
 
     # -- windows and metric rows ---------------------------------------------------------
+
+    def history(
+        self,
+        model: str,
+        length: timedelta,
+        metrics: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        namespace: str = PRODUCTION,
+        *,
+        features: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Metric rows of windows of ``length`` starting in ``[since, until)``, oldest first;
+        of ``metrics`` and of ``features`` only ('' for the outputs' rows), when given."""
+        query = (
+            f"SELECT {', '.join(HISTORY.names)} FROM metrics "
+            "WHERE model = ? AND namespace = ? AND window_seconds = ?"
+        )
+        params: list[object] = [model, namespace, int(length.total_seconds())]
+        for column, values in (("metric", metrics), ("feature", features)):
+            if values is not None:
+                condition, bound = self._one_of(column, values)
+                query += f" AND {condition}"
+                params += bound
+        if since is not None:
+            query += " AND window_start >= ?"
+            params.append(naive_utc(since))
+        if until is not None:
+            query += " AND window_start < ?"
+            params.append(naive_utc(until))
+        query += f" ORDER BY window_start, {self._by_bytes('segment', 'feature', 'metric')}"
+        return self.table(query, params, HISTORY)
 
     def revisions(
         self, model: str, start: datetime, length: timedelta, namespace: str = PRODUCTION
