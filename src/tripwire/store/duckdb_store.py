@@ -2,6 +2,7 @@
 
 DuckDB allows one writing process per file; the monitoring job (or, later, the server) owns it.
 Rows go in and come out as Arrow tables, so history is never looped over in Python.
+The methods whose SQL is the same in PostgreSQL are :class:`~tripwire.store.sql_store.SQLStore`'s.
 """
 
 from __future__ import annotations

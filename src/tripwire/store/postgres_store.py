@@ -2,7 +2,8 @@
 
 For deployments where several processes (jobs, the collector, a dashboard) share one store,
 which a DuckDB file cannot offer. The methods, their semantics and the Arrow tables they
-return are the DuckDB store's; :mod:`tripwire.store.common` holds what the two share.
+return are the DuckDB store's; :mod:`tripwire.store.common` holds what the two share, and
+:class:`~tripwire.store.sql_store.SQLStore` the methods whose SQL is the same in both.
 
 Needs the ``postgres`` extra (``pip install 'tripwire[postgres]'``): psycopg 3, and Apache
 Arrow's ADBC driver for PostgreSQL, which reads query results straight into Arrow.
