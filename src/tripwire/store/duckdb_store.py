@@ -231,7 +231,9 @@ class DuckDBStore(SQLStore):
             # When the label became known: as its sender said, else when it reached us.
             "coalesce(l.labelled_at, l.received_at) AS labelled_at "
             "FROM e LEFT JOIN labels l ON l.model = e.model AND l.event_id = e.event_id "
-            "ORDER BY e.ts"
+            # Ties by id: events logged in the same second come back in one order every read,
+            # so a window's order-sensitive sketches are the same on every recheck.
+            "ORDER BY e.ts, e.event_id"
         )
         return self.connection.sql(query, params=params).to_arrow_table()
 

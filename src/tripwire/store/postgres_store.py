@@ -562,7 +562,9 @@ class PostgresStore(SQLStore):
         if until is not None:
             query += " AND e.ts < %s"
             params.append(naive_utc(until))
-        return self._table(query + " ORDER BY e.ts", params, EVENTS)
+        # Ties by id as in DuckDB (bytes, not the database's collation): one order every read.
+        order = f" ORDER BY e.ts, e.event_id{self.text_order}"
+        return self._table(query + order, params, EVENTS)
 
     def expire_events(self, model: str, before: datetime) -> int:
         """Delete raw events (and their labels) older than ``before``; returns how many."""
