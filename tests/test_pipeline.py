@@ -48,21 +48,23 @@ READ_TOKEN = "pipeline-read-token"
 PAGE = "null_share_top_features"
 
 
-def _load_redis_fixtures() -> ModuleType:
-    # By path, under the name test_redis.py gives it: with --import-mode=importlib the test
-    # directories are not on sys.path.
-    name = "tripwire_tests_redis_fixtures"
-    if name not in sys.modules:
-        path = Path(__file__).parent / "ingest" / "redis_fixtures.py"
-        spec = importlib.util.spec_from_file_location(name, path)
+def _load_ingest(name: str) -> ModuleType:
+    # tests/ingest/<name>.py by path, under the name tests/ingest's modules give it (so one
+    # module, and one session's Redis server, serve both): with --import-mode=importlib the
+    # test directories are not on sys.path.
+    module_name = f"tripwire_tests_ingest_{name}"
+    if module_name not in sys.modules:
+        path = Path(__file__).parent / "ingest" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up by name
+        sys.modules[module_name] = module  # dataclasses look their module up by name
         spec.loader.exec_module(module)
-    return sys.modules[name]
+    return sys.modules[module_name]
 
 
-redis_server = _load_redis_fixtures().redis_server
+_load_ingest("shared")  # first: the Redis fixtures take what they use of it from sys.modules
+redis_server = _load_ingest("redis_fixtures").redis_server
 
 
 # --- the model and its traffic ---------------------------------------------------------------
