@@ -413,6 +413,17 @@ def test_a_window_another_check_passes_over_is_found_however_long_ago_its_events
     assert store.window_starts(MODEL, DAY) == naive
 
 
+def _broken(data: scenario.Scenario, configs: dict[str, ModelConfig]) -> Monitor:
+    """A monitor fitted on a reference without `amount`, for a config that names it: its
+    checks fail."""
+    narrow = parse_config(
+        scenario.CONFIG_YAML.replace("    amount: numeric\n", "").replace("  amount: 0.31\n", "")
+    )
+    broken = Monitor(narrow).fit(data.reference.drop(["amount"]))
+    broken.config = configs[MODEL]
+    return broken
+
+
 def test_a_broken_model_records_its_error_and_the_others_still_run(
     store: DuckDBStore,
     data: scenario.Scenario,
@@ -420,12 +431,7 @@ def test_a_broken_model_records_its_error_and_the_others_still_run(
     monitors: dict[str, Monitor],
 ) -> None:
     _logged(store, data, configs, MODEL, SHADOW)
-    # A monitor fitted on a reference without `amount`, for a config that names it.
-    narrow = parse_config(
-        scenario.CONFIG_YAML.replace("    amount: numeric\n", "").replace("  amount: 0.31\n", "")
-    )
-    broken = Monitor(narrow).fit(data.reference.drop(["amount"]))
-    broken.config = configs[MODEL]
+    broken = _broken(data, configs)
     clock = Clock(DAY2 + GRACE)
     scheduler = Scheduler(
         {MODEL: broken, SHADOW: monitors[SHADOW]}, store, threading.Lock(), clock, GRACE
@@ -455,11 +461,7 @@ def test_each_checks_duration_and_failure_is_kept_and_exported(
     monitors: dict[str, Monitor],
 ) -> None:
     _logged(store, data, configs, MODEL, SHADOW)
-    narrow = parse_config(
-        scenario.CONFIG_YAML.replace("    amount: numeric\n", "").replace("  amount: 0.31\n", "")
-    )
-    broken = Monitor(narrow).fit(data.reference.drop(["amount"]))
-    broken.config = configs[MODEL]
+    broken = _broken(data, configs)
     clock = Clock(DAY3 + GRACE)
     lock = threading.Lock()
     scheduler = Scheduler({MODEL: broken, SHADOW: monitors[SHADOW]}, store, lock, clock, GRACE)
