@@ -28,7 +28,7 @@ from datetime import UTC
 from tripwire.config import ModelConfig
 from tripwire.events import Event, Rejected
 from tripwire.server.body import Batch
-from tripwire.server.parsing import EventParser
+from tripwire.server.parsing import EventParser, validate_batch
 from tripwire.server.schemas import (
     EventIngestResult,
     ItemRejection,
@@ -39,7 +39,6 @@ from tripwire.server.schemas import (
 from tripwire.server.validation import (
     Validated,
     add_unreadable,
-    validate_event_batch,
     validate_label_batch,
 )
 from tripwire.store import Store
@@ -102,8 +101,7 @@ class Collector:
         :class:`GroupWriteError` when the failed write was another thread's; either way nothing
         of the batch was stored.
         """
-        result = validate_event_batch(self.configs, batch.items, batch.indices)
-        add_unreadable(result.rejected, batch)
+        result = validate_batch(self.configs, batch)
         _name_origins(result.rejected, batch)
         return self._ingest(result, source)
 

@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from tripwire.config import ModelConfig
 from tripwire.events import Event
-from tripwire.server.body import parse_batch
+from tripwire.server.body import Batch, parse_batch
 from tripwire.server.validation import Validated, add_unreadable, validate_event_batch
 
 # A worker process's models, set once when it starts (pickling them with every body would cost
@@ -52,7 +52,11 @@ def read_events(
     """The body's valid events, and its rejected items (lines that are not JSON included) by
     the model they are quarantined under. Raises ``BodyError`` or ``MediaTypeError`` for a body
     that is not a batch at all."""
-    batch = parse_batch(content_type, raw, "events")
+    return validate_batch(configs, parse_batch(content_type, raw, "events"))
+
+
+def validate_batch(configs: Mapping[str, ModelConfig], batch: Batch) -> Validated[Event]:
+    """The batch's valid events, and its rejected items (lines that were not JSON included)."""
     result = validate_event_batch(configs, batch.items, batch.indices)
     add_unreadable(result.rejected, batch)
     return result
