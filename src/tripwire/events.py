@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from tripwire.config import ModelConfig
 
 Scalar = float | int | str | bool | None
+EVENT_ID_MAX_LENGTH = 200
 
 
 class Event(BaseModel):
@@ -24,7 +25,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=200)
+    event_id: str = Field(min_length=1, max_length=EVENT_ID_MAX_LENGTH)
     model: str
     model_version: str | None = None
     role: Literal["production", "shadow"] = "production"
@@ -49,7 +50,7 @@ class Label(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=200)
+    event_id: str = Field(min_length=1, max_length=EVENT_ID_MAX_LENGTH)
     model: str
     label: float
     labelled_at: datetime | None = None
@@ -120,6 +121,14 @@ def _list_of(field: FieldInfo) -> TypeAdapter[list[Any]]:
 
 _FIELDS = Event.model_fields
 _COLUMNS = {name: _list_of(field) for name, field in _FIELDS.items()}
+
+
+def column_validator(name: str) -> TypeAdapter[list[Any]]:
+    """The validator of a list of ``Event`` field ``name``'s values: each value validates
+    exactly as that field of an ``Event`` would."""
+    return _COLUMNS[name]
+
+
 # What a missing optional field becomes (validated like a sent value, which gives the same).
 _DEFAULTS = {
     name: field.get_default(call_default_factory=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
+import msgspec
 import pyarrow as pa
-from pydantic_core import to_json
 
 from tripwire.errors import TripwireError
 from tripwire.events import Event, Label, Rejected
@@ -436,9 +437,22 @@ def metric_table(rows: Sequence[MetricRow]) -> pa.Table:
 
 def _json(value: Any) -> str:
     """JSON text; NaN and infinities become null, which is what NaN means in tripwire, and
-    values JSON cannot hold become their text. pydantic-core's encoder is several times faster
-    than the standard library's, and the collector spends its time here."""
-    return to_json(value, fallback=str, inf_nan_mode="null").decode()
+    values JSON cannot hold become their text. msgspec's encoder is several times faster than
+    the standard library's (and twice pydantic-core's), and the collector spends its time here."""
+    return _ENCODER.encode(value).decode()
+
+
+def _plain(value: Any) -> Any:
+    # What msgspec cannot encode: numbers of other types (numpy's, which a caller's features
+    # often are) as numbers, anything else as its text.
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_plain)
 
 
 class EventRows(Sequence[Event]):
