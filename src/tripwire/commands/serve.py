@@ -161,8 +161,8 @@ def _monitors(configs: dict[str, ModelConfig]) -> tuple[dict[str, Monitor], dict
     "--parse-workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Processes that parse and validate event batches beside the server's own "
-    "[default: none on 2 cores or fewer, else the cores less two, at most 4].",
+    help="Processes that decode and validate event batches beside the server's own "
+    "[default: the cores less one, at most 4; none on one core].",
 )
 def serve(
     config_paths: tuple[Path, ...],

@@ -32,19 +32,19 @@ _worker_configs: dict[str, ModelConfig] = {}
 
 
 def default_workers(cores: int | None = None) -> int:
-    """Workers for a machine with ``cores`` (this one's by default): none on two cores or
-    fewer, else all but two cores (the server process's threads and the store's), at most four.
+    """Workers for a machine with ``cores`` (this one's by default): all but one core, at
+    most four; none on one core.
 
-    On two cores a worker costs more than it frees: the request threads that parse in turn
-    hand the store's group commit larger groups, and a commit's fixed cost is most of a small
-    one's (benchmarks/README.md, "Collector"). Past four, the store's writes bound the
-    collector, not parsing.
+    Even on two cores one worker pays (benchmarks/README.md, "Collector"): the store's writes
+    run without the interpreter lock but take it back after every statement, and in the
+    server process they waited for it behind request threads decoding bodies, a few
+    milliseconds each. Past four, the store's writes bound the collector, not decoding.
 
     >>> [default_workers(n) for n in (1, 2, 3, 4, 8, 64)]
-    [0, 0, 1, 2, 4, 4]
+    [0, 1, 2, 3, 4, 4]
     """
     cores = cores if cores is not None else os.cpu_count() or 1
-    return max(0, min(4, cores - 2))
+    return max(0, min(4, cores - 1))
 
 
 def read_events(
