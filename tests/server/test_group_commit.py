@@ -29,16 +29,20 @@ Opener = Callable[[], Store]
 
 
 class SpyStore:
-    """A store that records the size of each ``write_events`` call and can be made to fail in
-    ``quarantine``, after a group's events are written."""
+    """A store that records each ``insert_events`` and ``write_events`` call with its size and
+    can be made to fail in ``quarantine``, after a group's events are written."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.writes: list[int] = []
+        self.writes: list[tuple[str, int]] = []
         self.fail: Exception | None = None
 
+    def insert_events(self, events: Sequence[Event]) -> None:
+        self.writes.append(("insert", len(events)))
+        self.store.insert_events(events)
+
     def write_events(self, events: Sequence[Event]) -> int:
-        self.writes.append(len(events))
+        self.writes.append(("write", len(events)))
         return int(self.store.write_events(events))
 
     def quarantine(self, model: str, source: str, rejected: Sequence[Rejected]) -> None:
@@ -127,7 +131,7 @@ def test_waiting_batches_are_stored_in_one_insert_and_each_gets_its_own_answer(
     batches = [events[0:20], [*events[20:30], bad], events[30:40]]
     threads = rig.ingest_together(batches)
     assert _answers(threads) == [(20, 0, []), (10, 0, [10]), (10, 0, [])]
-    assert rig.spy.writes == [40]  # one INSERT for the three batches
+    assert rig.spy.writes == [("insert", 40)]  # one plain INSERT for the three batches
     assert rig.stored(config.name) == 40
     # Each batch's rejected items are quarantined under its own source.
     (kept,) = rig.spy.store.quarantined(config.name).to_pylist()
@@ -156,8 +160,9 @@ def test_overlapping_batches_count_as_if_stored_one_after_another(
     ]
     threads = rig.ingest_together(batches)
     assert _answers(threads) == [(10, 10, []), (10, 6, []), (10, 0, [])]
-    # The merged INSERT skipped rows, so it was rolled back and the batches stored one by one.
-    assert rig.spy.writes == [46, 20, 16, 10]
+    # The merged INSERT met stored and repeated ids, so it was rolled back and the batches
+    # stored one by one, skipping what was stored already.
+    assert rig.spy.writes == [("insert", 46), ("write", 20), ("write", 16), ("write", 10)]
     stored = rig.spy.store.events(config.name).column("event_id").to_pylist()
     assert sorted(stored) == sorted(e["event_id"] for e in events[0:40])
 

@@ -26,7 +26,7 @@ from tripwire.layers.rows import MetricRow
 from tripwire.monitor import Monitor
 from tripwire.profile import serialize
 from tripwire.profile.window import merge_windows
-from tripwire.store import DuckDBStore
+from tripwire.store import DuckDBStore, DuplicateEventsError
 from tripwire.store.common import CALIBRATIONS, CONSUMERS, EVENTS, HISTORY, INCIDENTS, QUARANTINED
 from tripwire.store.common import TABLES as LAYOUT
 from tripwire.store.schema import MIGRATIONS
@@ -680,6 +680,22 @@ def event(event_id: str, minute: int, **fields: Any) -> Event:
             **fields,
         }
     )
+
+
+def test_inserting_new_events_stores_all_or_raises_and_stores_none(store):
+    store.insert_events([event("a", 1), event("b", 2)])
+    store.insert_events([])
+    # An id stored already, or one repeated in the batch: nothing of the batch is stored,
+    # and inside a transaction the store is left for the caller to roll back.
+    for batch in ([event("c", 3), event("a", 1)], [event("d", 4), event("d", 4)]):
+        with pytest.raises(DuplicateEventsError), store.transaction():
+            store.insert_events(batch)
+    assert store.events("fraud")["event_id"].to_pylist() == ["a", "b"]
+    # The store goes on: what the batch held that was new is stored by write_events.
+    assert store.write_events([event("c", 3), event("a", 1)]) == 1
+    got = store.events("fraud")
+    assert got["event_id"].to_pylist() == ["a", "b", "c"]
+    assert json.loads(got["features"][2].as_py()) == {"amount": 30.0, "country": "us"}
 
 
 def test_events_are_stored_once_and_read_back_oldest_first(store):

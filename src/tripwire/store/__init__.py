@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tripwire.store.base import Store, open_store
+from tripwire.store.common import DuplicateEventsError
 from tripwire.store.duckdb_store import DuckDBStore
 
 if TYPE_CHECKING:
     from tripwire.store.postgres_store import PostgresStore
 
-__all__ = ["DuckDBStore", "PostgresStore", "Store", "open_store"]
+__all__ = ["DuckDBStore", "DuplicateEventsError", "PostgresStore", "Store", "open_store"]
 
 
 def __getattr__(name: str) -> object:

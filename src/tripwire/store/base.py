@@ -105,7 +105,18 @@ class Store(Protocol):
         """The fitted reference :meth:`save_reference` kept, or None."""
         ...
 
-    def write_events(self, events: Sequence[Event]) -> int: ...
+    def write_events(self, events: Sequence[Event]) -> int:
+        """Store events; one whose (model, event_id) is already stored (or repeated in the
+        batch) is skipped, so a redelivered event is harmless. Returns how many were new."""
+        ...
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        """Store events none of which is stored yet, or raise ``DuplicateEventsError``.
+
+        Inserting without skipping conflicts costs the database less than
+        :meth:`write_events`, and redelivered events are rare: a collector tries this first
+        and falls back to ``write_events`` when it raises."""
+        ...
 
     def write_labels(self, labels: Sequence[Label]) -> int: ...
 

@@ -49,6 +49,12 @@ METRIC_COLUMNS = (
 )
 
 
+class DuplicateEventsError(Exception):
+    """``Store.insert_events`` found an event whose (model, event_id) is stored already or
+    repeated in its batch, and stored none of them. In DuckDB the caller's transaction, if
+    any, must then be rolled back: DuckDB refuses the rest of it."""
+
+
 def _table(*columns: tuple[str, pa.DataType, bool]) -> pa.Schema:
     """A table's columns in order: name, the Arrow type it reads back as, whether it may be NULL."""
     return pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable in columns])

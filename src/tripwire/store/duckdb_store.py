@@ -26,6 +26,7 @@ from tripwire.store.common import (
     METRIC_COLUMNS,
     PRODUCTION,
     QUARANTINE_INSERT,
+    DuplicateEventsError,
     event_table,
     label_table,
     metric_table,
@@ -173,18 +174,29 @@ class DuckDBStore(SQLStore):
         redelivered event is harmless. Returns how many were new."""
         if not events:
             return 0
-        table = event_table(events, now_utc())
-        db = self.connection
-        db.register("new_events", table)
-        try:
-            # The count DuckDB answers an INSERT with leaves out the rows the conflict skipped
-            # (ids already stored, or repeated in the batch): cheaper than RETURNING them.
-            ((inserted,),) = db.execute(
-                "INSERT INTO events SELECT * FROM new_events ON CONFLICT DO NOTHING"
-            ).fetchall()
-        finally:
-            db.unregister("new_events")
+        # The count DuckDB answers an INSERT with leaves out the rows the conflict skipped
+        # (ids already stored, or repeated in the batch): cheaper than RETURNING them.
+        ((inserted,),) = self._insert(events, "ON CONFLICT DO NOTHING")
         return int(inserted)
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        """Store events none of which is stored yet, or raise ``DuplicateEventsError`` (see
+        ``Store.insert_events``). DuckDB then refuses the rest of the transaction."""
+        if not events:
+            return
+        try:
+            self._insert(events, "")
+        except duckdb.ConstraintException as exc:
+            raise DuplicateEventsError(str(exc)) from exc
+
+    def _insert(self, events: Sequence[Event], on_conflict: str) -> list[tuple[Any, ...]]:
+        db = self.connection
+        db.register("new_events", event_table(events, now_utc()))
+        # Left registered when the INSERT fails: in the transaction that the failure aborted,
+        # DuckDB would refuse to unregister it too. The next insert's register replaces it.
+        rows = db.execute(f"INSERT INTO events SELECT * FROM new_events {on_conflict}").fetchall()
+        db.unregister("new_events")
+        return rows
 
     def write_labels(self, labels: Sequence[Label]) -> int:
         """Store labels; a later label for the same event replaces the earlier one."""

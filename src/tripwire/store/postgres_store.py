@@ -37,6 +37,7 @@ from tripwire.store.common import (
     PRODUCTION,
     QUARANTINE_INSERT,
     WINDOW_KEY,
+    DuplicateEventsError,
     event_table,
     label_table,
     metric_table,
@@ -509,6 +510,20 @@ class PostgresStore(SQLStore):
             # would otherwise find the first one's scratch table.
             cursor.execute("DROP TABLE new_events")
             return inserted
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        """Store events none of which is stored yet, or raise ``DuplicateEventsError`` (see
+        ``Store.insert_events``): COPY straight into ``events``, with no scratch table. The
+        failed COPY is rolled back to a savepoint, so a caller's transaction goes on."""
+        if not events:
+            return
+        table = event_table(events, now_utc())
+        db = self.connection
+        try:
+            with db.transaction(), db.cursor() as cursor:
+                self._copy(cursor, "events", table.column_names, table_rows(table))
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateEventsError(str(exc).strip()) from exc
 
     def write_labels(self, labels: Sequence[Label]) -> int:
         """Store labels; a later label for the same event replaces the earlier one."""
