@@ -1,10 +1,11 @@
 """Reading event batches in worker processes, so that the collector is not held to one core.
 
-Parsing a body and validating its events (which lays them out as the store's Arrow rows) is
-Python work: under one interpreter lock it took over half of the server's CPU per event, and
-the server could not use a second core however many requests waited. An :class:`EventParser`
-with ``workers`` hands each body to a pool of processes that parse and validate it and send back
-the result; the server process is left the HTTP and the store's writes. With no workers it does
+Decoding a body and validating its events (which lays them out as the store's Arrow rows) is
+work under the interpreter lock, and in the server process it also held up the store's writes,
+which take the lock back after every statement (benchmarks/README.md, "Collector"). An
+:class:`EventParser` with ``workers`` hands each body to a pool of processes that decode and
+validate it and send back the result; the server process is left the HTTP and the store's
+writes. With no workers it does
 the same work in the calling thread (tests, small servers, the queue consumers).
 
 A worker that dies (killed, out of memory) breaks the pool: the body it held is read again in
