@@ -32,11 +32,13 @@ from tripwire.events import EVENT_ID_MAX_LENGTH, column_validator
 from tripwire.server.body import JSON, NDJSON_TYPES, media_type
 from tripwire.store.common import EventRows, event_rows
 
-# Optional fields' defaults; they must be Event's (the tests compare them).
 _Scalar = float | int | str | bool | None
 
 
 class _Event(msgspec.Struct, forbid_unknown_fields=True):
+    """``Event``'s fields, strictly typed; the optional ones with ``Event``'s defaults (the
+    tests compare the two)."""
+
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=EVENT_ID_MAX_LENGTH)]
     model: str
     timestamp: str
