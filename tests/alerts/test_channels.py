@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import urllib.parse
@@ -40,7 +41,7 @@ def test_slack_posts_summary_facts_and_runbook(
     http_receiver: Any, make_message: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TW_TEST_SLACK_URL", f"{http_receiver.url}/services/T0/B0/{SECRET}")
-    message = make_message()
+    message = make_message(raised_at=dt.datetime(2024, 5, 3, 9, 30))
 
     send(SlackChannel(type="slack", webhook_url_env="TW_TEST_SLACK_URL"), message)
 
@@ -58,6 +59,7 @@ def test_slack_posts_summary_facts_and_runbook(
         "*Segment*\nall",
         "*Value*\n0.31",
         "*Threshold*\nabove 0.25",
+        "*Raised*\n2024-05-03T09:30:00Z",  # naive times are UTC, as the store keeps them
     ):
         assert expected in fields
     window = next(field for field in fields if field.startswith("*Evidence window*"))

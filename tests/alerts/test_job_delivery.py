@@ -46,9 +46,14 @@ def test_job_pages_once_keeps_alertmanager_current_and_resolves_after_cooldown(
     days = [table for _, table in data.days]
     null_spike = "null_share_top_features"
 
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     first = run(monitor, store, pa.concat_tables(days[:6]), DAY)
     hooks = [r.body for r in http_receiver.to("/hook")]
     assert [(h["rule"], h["event"]) for h in hooks] == [(null_spike, "firing")]
+    # Raised by this run (its clock), days after the evidence window it names.
+    raised = dt.datetime.fromisoformat(hooks[0]["raised_at"])
+    assert before <= raised <= dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert dt.datetime.fromisoformat(hooks[0]["opened_at"]) < raised - 2 * DAY
     assert first.delivery.delivered == 2  # webhook and Alertmanager
     (alert,) = _active(alertmanager, null_spike)
     assert alert["labels"]["feature"] == "merchant_risk"

@@ -193,6 +193,8 @@ def _facts(message: AlertMessage) -> list[tuple[str, str]]:
         ),
         ("Opened", _rfc3339(message.opened_at)),
     ]
+    if message.raised_at is not None:
+        facts.append(("Raised", _rfc3339(message.raised_at)))
     if message.resolved_at is not None:
         facts.append(("Resolved", _rfc3339(message.resolved_at)))
     if message.owner:

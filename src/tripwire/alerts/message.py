@@ -35,6 +35,9 @@ class AlertMessage(BaseModel):
     evidence_end: datetime  # end of the latest window seen
     opened_at: datetime
     resolved_at: datetime | None = None
+    # When tripwire first raised the incident: the job's clock as it found it, which a late
+    # job run or a backfill puts well after the evidence.
+    raised_at: datetime | None = None
     # When the next evaluation is due. Receivers that expire alerts unless refreshed
     # (Alertmanager) keep a firing alert active until then.
     expires_at: datetime | None = None

@@ -37,6 +37,7 @@ def message(
         evidence_end=incident.last_breach_at + window,
         opened_at=incident.opened_at,
         resolved_at=incident.resolved_at if event == "resolved" else None,
+        raised_at=incident.detected_at,
         expires_at=expires_at,
         runbook=runbook,
         owner=rule.owner,
