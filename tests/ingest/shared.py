@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,10 +26,8 @@ import pytest
 
 from tripwire.config import ModelConfig, parse_config
 from tripwire.demo import scenario
-from tripwire.events import table_to_events
-from tripwire.server.body import Batch
-from tripwire.server.collector import EVENTS_SOURCE, Collector
-from tripwire.server.schemas import EventIngestResult
+from tripwire.events import Event, table_to_events
+from tripwire.server.collector import Collector
 from tripwire.store import DuckDBStore
 
 WAIT_S = 60  # the most a wait may take before the test fails (never reached when fine)
@@ -72,16 +70,38 @@ def stored(store: Any) -> tuple[int, int]:
     return int(count), int(distinct)
 
 
-class FailsOnce(Collector):
-    """A collector whose store fails on the first batch with events (a full disk, say)."""
+class _FailsOnceStore:
+    """A store whose first write of events fails (a full disk, say); the rest of it is the
+    real store's."""
 
-    failed = False
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.failed = False
 
-    def ingest_events(self, batch: Batch, source: str = EVENTS_SOURCE) -> EventIngestResult:
-        if not self.failed and batch.items:
+    def _fail_once(self) -> None:
+        if not self.failed:
             self.failed = True
             raise OSError("disk full")
-        return super().ingest_events(batch, source)
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        if events:
+            self._fail_once()
+        self._store.insert_events(events)
+
+    def write_events(self, events: Sequence[Event]) -> int:
+        if events:
+            self._fail_once()
+        return int(self._store.write_events(events))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class FailsOnce(Collector):
+    """A collector whose store fails on the first batch with events, however the batch came."""
+
+    def __init__(self, configs: Mapping[str, ModelConfig], store: Any) -> None:
+        super().__init__(configs, _FailsOnceStore(store))
 
 
 def drain(consumer: Any) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -17,10 +18,12 @@ import numpy as np
 import pytest
 
 from tripwire.config import ModelConfig
-from tripwire.events import Event
-from tripwire.server.body import JSON, NDJSON, BodyError, parse_batch
-from tripwire.server.decoding import _Event, decode_events
+from tripwire.events import Event, Rejected
+from tripwire.server.body import JSON, NDJSON, Batch, BodyError, parse_batch
+from tripwire.server.collector import Collector
+from tripwire.server.decoding import _Event, decode_events, decode_lines
 from tripwire.server.parsing import read_events, validate_batch
+from tripwire.store import DuckDBStore
 from tripwire.store.common import EventRows, _json
 
 ODD_VALUES: list[Any] = [
@@ -214,3 +217,32 @@ def test_stored_json_keeps_numbers_of_other_types_as_numbers() -> None:
     assert json.loads(_json(value)) == {"a": 0.5, "b": 3, "c": None, "d": 0.25}
     assert json.loads(_json({"when": np.datetime64("2026-01-01")})) == {"when": "2026-01-01"}
     assert msgspec.json.decode(_json({"x": [1, "y"]})) == {"x": [1, "y"]}
+
+
+def test_a_queues_messages_are_decoded_in_one_pass_when_all_are_events(
+    config: ModelConfig, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    configs = {config.name: config}
+    lines = [json.dumps(e).encode() for e in events[:50]]
+    rows = decode_lines(configs, lines)
+    assert rows is not None
+    long = _long_way(configs, NDJSON, b"\n".join(lines))
+    assert rows.table.equals(long.accepted.table)
+    assert decode_lines(configs, [*lines[:3], None]) is None  # a message with no value
+    assert decode_lines(configs, []) is None
+
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        collector = Collector(configs, store)
+
+        def never() -> Batch:
+            raise AssertionError("valid messages must not be read the long way")
+
+        answer = collector.ingest_lines(lines, never, "queue")
+        assert (answer.accepted, answer.duplicates, answer.rejected) == (50, 0, [])
+        # A bad message: the consumer's own reading names it, and the rest are stored.
+        bad = [*(json.dumps(e).encode() for e in events[50:60]), b"{not json"]
+        read = [Batch(items=[json.loads(x) for x in bad[:10]], indices=list(range(10)))]
+        read[0].unreadable.append(Rejected(index=10, reason="message 10: not JSON", payload=""))
+        answer = collector.ingest_lines(bad, lambda: read[0], "queue")
+        assert (answer.accepted, [r.index for r in answer.rejected]) == (10, [10])
+        assert store.events(config.name).num_rows == 60

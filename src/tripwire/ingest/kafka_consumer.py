@@ -232,9 +232,9 @@ class KafkaConsumer:
         if not messages:
             self._reporter.report_if_due()
             return 0
-        batch = decode(messages)
+        lines = [m.value() for m in messages]
         try:
-            result = self.collector.ingest_events(batch, source=self._source)
+            result = self.collector.ingest_lines(lines, lambda: decode(messages), self._source)
         except BaseException:
             # Nothing committed; consume the batch again from its first offsets rather than
             # skip it (the consumer's position is already past it).

@@ -279,10 +279,19 @@ class RedisConsumer:
     def _handle(self, entries: Sequence[Entry], deleted: Sequence[bytes] = ()) -> int:
         if not entries and not deleted:
             return 0
-        batch, ids = decode(entries, deleted)
-        batch.origins = [f"redis {self.stream} {entry_id.decode()}" for entry_id in ids]
+        # As decode numbers them: the entries, then the ones trimmed before they were stored.
+        ids = [entry_id for entry_id, _ in entries] + list(deleted)
+        lines = [fields.get(_FIELD) if fields else None for _, fields in entries]
+
+        def read() -> Batch:
+            batch, _ = decode(entries, deleted)
+            batch.origins = [f"redis {self.stream} {entry_id.decode()}" for entry_id in ids]
+            return batch
+
         try:
-            result = self.collector.ingest_events(batch, source=f"redis {self.stream}")
+            result = self.collector.ingest_lines(
+                lines + [None] * len(deleted), read, source=f"redis {self.stream}"
+            )
         except BaseException:
             # Not acknowledged: the entries stay in this consumer's pending list; read them
             # again before anything new.

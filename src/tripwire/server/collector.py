@@ -21,13 +21,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
 from tripwire.config import ModelConfig
 from tripwire.events import Event, Rejected
 from tripwire.server.body import Batch
+from tripwire.server.decoding import decode_lines
 from tripwire.server.parsing import EventParser, validate_batch
 from tripwire.server.schemas import (
     EventIngestResult,
@@ -99,6 +100,18 @@ class Collector:
         result = validate_batch(self.configs, batch)
         _name_origins(result.rejected, batch)
         return self._ingest(result, source)
+
+    def ingest_lines(
+        self, lines: Sequence[bytes | None], read: Callable[[], Batch], source: str
+    ) -> EventIngestResult:
+        """:meth:`ingest_events` for events sent one JSON text each (a queue's messages, in
+        order; None for a message with none). When every one is a valid event they are decoded
+        in one pass (:func:`~tripwire.server.decoding.decode_lines`); else ``read`` gives the
+        batch, as the caller reads it to name each message that is not an event."""
+        rows = decode_lines(self.configs, lines)
+        if rows is None:
+            return self.ingest_events(read(), source)
+        return self._ingest(Validated(accepted=rows), source)
 
     def ingest_event_body(
         self, content_type: str | None, raw: bytes, logger: LoggerReport | None = None

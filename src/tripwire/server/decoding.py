@@ -22,7 +22,7 @@ generated items, and that both ways store the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -70,18 +70,37 @@ def decode_events(
     """The body's events as rows of table ``events`` when every one of them is valid for a
     model in ``configs`` (and there is at least one), else ``None``."""
     kind = media_type(content_type)
+    if kind in NDJSON_TYPES:
+        return decode_lines(configs, [line for line in raw.split(b"\n") if line.strip()])
+    if kind != JSON:
+        return None
     try:
-        if kind == JSON:
-            events = _BATCH.decode(raw).events
-        elif kind in NDJSON_TYPES:
-            events = [_LINE.decode(line) for line in raw.split(b"\n") if line.strip()]
-        else:
-            return None
-        if not events or not _have_features(configs, events):
-            return None
-        columns = {name: [getattr(e, name) for e in events] for name in _FIELDS}
+        events = _BATCH.decode(raw).events
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return _rows(configs, events)
+
+
+def decode_lines(
+    configs: Mapping[str, ModelConfig], lines: Sequence[bytes | None]
+) -> EventRows | None:
+    """Events given as one JSON text each (an NDJSON body's lines, a queue's messages; None
+    for a message with none) as rows of table ``events``, when every one of them is valid for
+    a model in ``configs`` (and there is at least one), else ``None``."""
+    try:
+        events = [_LINE.decode(line) for line in lines]  # type: ignore[arg-type]
+    except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+        return None  # TypeError: a None
+    return _rows(configs, events)
+
+
+def _rows(configs: Mapping[str, ModelConfig], events: list[_Event]) -> EventRows | None:
+    if not events or not _have_features(configs, events):
+        return None
+    columns = {name: [getattr(e, name) for e in events] for name in _FIELDS}
+    try:
         columns["timestamp"] = _TIMESTAMPS.validate_python(columns["timestamp"])
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+    except ValueError:  # pydantic's ValidationError
         return None
     return event_rows(columns)
 
