@@ -365,6 +365,7 @@ def test_consumer_benchmark_runs_and_reports_every_figure(
     assert benchmark.main([*tiny, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["stored"] == 1500 and result["stored_per_s"] > 0
+    assert 0 < result["ingest_share"] <= 1  # the collector's time is counted
     assert {"platform", "cpu", "logical_cores", "versions"} <= set(result["machine"])
     text = benchmark.format_kafka_report(result)
     for label in (
