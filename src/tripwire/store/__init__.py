@@ -11,15 +11,21 @@ from typing import TYPE_CHECKING
 
 from tripwire.store.base import Store, open_store
 from tripwire.store.common import DuplicateEventsError
-from tripwire.store.duckdb_store import DuckDBStore
 
 if TYPE_CHECKING:
+    from tripwire.store.duckdb_store import DuckDBStore
     from tripwire.store.postgres_store import PostgresStore
 
 __all__ = ["DuckDBStore", "DuplicateEventsError", "PostgresStore", "Store", "open_store"]
 
 
 def __getattr__(name: str) -> object:
+    # DuckDB loads on first use too: the collector's parse workers import the stores' common
+    # layout, not a database.
+    if name == "DuckDBStore":
+        from tripwire.store.duckdb_store import DuckDBStore
+
+        return DuckDBStore
     # PostgresStore is imported on first use, so that tripwire without the postgres extra
     # (no psycopg, no ADBC) still imports, and DuckDB users never load the driver.
     if name == "PostgresStore":
