@@ -91,6 +91,12 @@ def test_click_through_overview_model_feature_incident(page: Any, site: Any) -> 
     rules = open_table.locator("tbody tr td:nth-child(2)").all_inner_texts()
     assert {rule for rule, _, _ in OPEN} <= set(rules)
     assert "the serving platform on-call" in open_table.inner_text()
+    # When each was raised, a date and a time, on one line (an inline box broken over lines
+    # has a rectangle per line).
+    stamps = open_table.locator("tbody td .when")
+    assert stamps.count() == open_table.locator("tbody tr").count()
+    for i in range(stamps.count()):
+        assert stamps.nth(i).evaluate("e => e.getClientRects().length") == 1
     page.shot("01-overview")
 
     # The model: a section per layer.

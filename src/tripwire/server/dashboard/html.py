@@ -48,6 +48,7 @@ table{border-collapse:collapse;margin:.4rem 0}
 th,td{border:1px solid var(--line);padding:.25rem .55rem;text-align:left;vertical-align:top}
 thead th{background:var(--grey-bg);font-weight:600;white-space:nowrap}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+.when{white-space:nowrap}
 .badge{display:inline-block;border-radius:1rem;padding:.05rem .6rem;font-weight:600;
 font-size:.9em;white-space:nowrap}
 .st-ok{color:var(--ok);background:var(--ok-bg)}

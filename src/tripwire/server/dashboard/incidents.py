@@ -77,7 +77,8 @@ def raised(incident: Incident) -> str:
     """When tripwire raised the incident (the job's clock as it first found it), escaped."""
     if incident.detected_at is None:
         return '<span class="muted" title="saved before the store kept it">not recorded</span>'
-    return esc(when(incident.detected_at, with_time=True))
+    # One line: a date and time broken in two made the overview's rows twice as tall.
+    return f'<span class="when">{esc(when(incident.detected_at, with_time=True))}</span>'
 
 
 RAISED_NOTE = (
