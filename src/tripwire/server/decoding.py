@@ -87,10 +87,13 @@ def decode_lines(
     """Events given as one JSON text each (an NDJSON body's lines, a queue's messages; None
     for a message with none) as rows of table ``events``, when every one of them is valid for
     a model in ``configs`` (and there is at least one), else ``None``."""
+    texts = [line for line in lines if line is not None]
+    if len(texts) != len(lines):
+        return None
     try:
-        events = [_LINE.decode(line) for line in lines]  # type: ignore[arg-type]
-    except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
-        return None  # TypeError: a None
+        events = [_LINE.decode(text) for text in texts]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
     return _rows(configs, events)
 
 

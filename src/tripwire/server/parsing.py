@@ -5,8 +5,8 @@ work under the interpreter lock, and in the server process it also held up the s
 which take the lock back after every statement (benchmarks/README.md, "Collector"). An
 :class:`EventParser` with ``workers`` hands each body to a pool of processes that decode and
 validate it and send back the result; the server process is left the HTTP and the store's
-writes. With no workers it does
-the same work in the calling thread (tests, small servers, the queue consumers).
+writes. With no workers it does the same work in the calling thread (tests, small servers,
+the queue consumers).
 
 A worker that dies (killed, out of memory) breaks the pool: the body it held is read again in
 the calling thread and a new pool takes the next ones, so no client sees the failure.
